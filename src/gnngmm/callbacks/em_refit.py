@@ -1,0 +1,168 @@
+"""The EM refit: embed the whole graph, refit the transform and the GMM, log what it found.
+
+Runs at every training-epoch end (``EMRefit``) and once more after training (``final_refit``).
+Per epoch the GMM is warm-started from the previous epoch's responsibilities (one M-step on the
+new embedding, then EM), which stays valid however the embedding moved. Under DDP every rank
+embeds the graph, fits the transform identically (rank 0's copy is broadcast), and runs EM on its
+own shard of nodes with the sufficient statistics summed across ranks, so all ranks end with the
+same GMM. Labels, where present, are only reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import Tensor
+
+from gnngmm.metrics import anomaly_metrics, cluster_sizes, clustering_metrics
+from gnngmm.mixture import GaussianMixture, default_communicator, select_k
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def overrides(gmm: GaussianMixture, **values):
+    """Temporarily change fit settings (``max_iter``, ``warm_start``, ...) of a mixture."""
+    saved = {name: getattr(gmm, name) for name in values}
+    for name, value in values.items():
+        setattr(gmm, name, value)
+    try:
+        yield gmm
+    finally:
+        for name, value in saved.items():
+            setattr(gmm, name, value)
+
+
+def _broadcast_transform(transform, comm) -> None:
+    if comm.world_size == 1:
+        return
+    for name in ("mean_", "components_", "scale_"):
+        value = getattr(transform, name)
+        if value is not None:
+            setattr(transform, name, comm.broadcast_from_zero(value))
+
+
+def embed_for_gmm(module, data, comm, refit_transform: bool = True) -> tuple[Tensor, Tensor]:
+    """``(z_all, z_local)``: the GMM input for every node, and this rank's shard of it."""
+    h = module.embed(data)
+    if not bool(torch.isfinite(h).all()):
+        raise FloatingPointError(
+            "the encoder produced NaN/inf embeddings (training diverged); lower the learning rate "
+            "or gmm.loss_weight"
+        )
+    if refit_transform or not module.transform.is_fitted:
+        module.transform.fit(h)
+        _broadcast_transform(module.transform, comm)
+    z = module.transform(h.double())
+    return z, z[comm.rank :: comm.world_size]
+
+
+def _summarise(gmm: GaussianMixture, z_all: Tensor, z_local: Tensor, data) -> dict:
+    pred = gmm.predict(z_all)
+    result = {
+        "k": gmm.n_components,
+        "log_likelihood": gmm.score(z_local),
+        "bic": gmm.bic(z_local),
+        "cluster_sizes": cluster_sizes(pred, gmm.n_components),
+        "pred": pred.cpu(),
+    }
+    if getattr(data, "y", None) is not None:
+        result.update(clustering_metrics(data.y, pred))
+    if getattr(data, "outlier", None) is not None:
+        score = -gmm.score_samples(z_all)
+        result.update(anomaly_metrics(data.outlier, score))
+    return result
+
+
+def select_components(gmm: GaussianMixture, z_local: Tensor, k_range) -> tuple[GaussianMixture, list[dict]]:
+    """Fit every K in ``k_range`` (a [low, high] pair or a list) and keep the lowest BIC."""
+    ks = range(int(k_range[0]), int(k_range[1]) + 1) if len(k_range) == 2 else [int(k) for k in k_range]
+
+    def make(k: int) -> GaussianMixture:
+        return GaussianMixture(
+            k, covariance_type=gmm.covariance_type, tol=gmm.tol, reg_covar=gmm.reg_covar, max_iter=gmm.max_iter,
+            n_init=gmm.n_init, init_params=gmm.init_params, random_state=gmm.random_state, comm=gmm.comm,
+            min_component_size=gmm.min_component_size,
+        )
+
+    best, rows = select_k(z_local, ks, make)
+    log.info("BIC picks K=%d among %s", best.n_components, [r["k"] for r in rows])
+    return best, rows
+
+
+def refit(module, data, *, max_iter: int, fresh_inits: int = 0, k_range=None, comm=None) -> dict:
+    """One EM refit of ``module.gmm`` on the current embedding; returns the summary dict.
+
+    Warm start: from ``module.resp`` when it matches, EM for up to ``max_iter`` iterations.
+    ``fresh_inits`` further k-means initialisations compete with it by lower bound (the final
+    refit uses ``gmm.n_init`` of them). With ``k_range`` (``gmm.k=auto``) and no fitted GMM yet,
+    K is chosen by BIC first.
+    """
+    comm = comm or module.gmm.comm
+    if comm.world_size == 1:
+        comm = default_communicator()
+    module.gmm.comm = comm
+    z_all, z_local = embed_for_gmm(module, data, comm)
+    gmm = module.gmm
+    bic_table = None
+    if k_range is not None and (module.resp is None or fresh_inits > 0):
+        chosen, bic_table = select_components(gmm, z_local, k_range)
+        gmm.n_components = chosen.n_components
+        for name in ("weights_", "means_", "covariances_", "precisions_cholesky_", "converged_", "n_iter_", "lower_bound_"):
+            setattr(gmm, name, getattr(chosen, name))
+        module.resp = None
+    candidates = []
+    warm = module.resp is not None and tuple(module.resp.shape) == (z_local.shape[0], gmm.n_components)
+    if warm:
+        gmm.initialize_from_responsibilities(z_local, module.resp.to(z_local.device))
+        with overrides(gmm, warm_start=True, max_iter=max_iter):
+            gmm.fit(z_local)
+        candidates.append(gmm.state_dict())
+    n_fresh = fresh_inits if warm else max(1, fresh_inits)
+    if n_fresh and bic_table is None:
+        fresh = GaussianMixture(
+            gmm.n_components, covariance_type=gmm.covariance_type, tol=gmm.tol, reg_covar=gmm.reg_covar,
+            max_iter=gmm.max_iter, n_init=n_fresh, init_params=gmm.init_params, random_state=gmm.random_state,
+            comm=comm, min_component_size=gmm.min_component_size,
+        ).fit(z_local)
+        candidates.append(fresh.state_dict())
+    if candidates:
+        gmm.load_state_dict(max(candidates, key=lambda s: s["lower_bound_"]))
+    gmm.to(z_local.device)
+    module.resp = gmm.predict_proba(z_local)
+    result = _summarise(gmm, z_all, z_local, data)
+    result["bic_table"] = bic_table
+    return result
+
+
+class EMRefit(Callback):
+    """Refit the GMM by EM at the end of every ``every_n_epochs``-th training epoch and log
+    ``gmm/log_likelihood``, ``gmm/bic``, cluster sizes and (reported only) nmi/ari/acc."""
+
+    def __init__(self, every_n_epochs: int = 1, max_iter: int = 20, k_range=None):
+        self.every_n_epochs = max(1, int(every_n_epochs))
+        self.max_iter = max_iter
+        self.k_range = k_range
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        epoch = trainer.current_epoch
+        last = epoch + 1 >= (trainer.max_epochs or 0)
+        if (epoch + 1) % self.every_n_epochs and not last:
+            return
+        result = refit(pl_module, trainer.datamodule.data, max_iter=self.max_iter, k_range=self.k_range)
+        sizes = result["cluster_sizes"]
+        metrics = {
+            "gmm/log_likelihood": result["log_likelihood"],
+            "gmm/bic": result["bic"],
+            "gmm/k": float(result["k"]),
+            "gmm/min_cluster_size": float(min(sizes)),
+            "gmm/max_cluster_size": float(max(sizes)),
+        }
+        for name in ("nmi", "ari", "acc", "auroc", "average_precision"):
+            if name in result:
+                metrics[name] = result[name]
+        pl_module.log_dict(metrics, on_step=False, on_epoch=True, batch_size=1, rank_zero_only=True)
+        pl_module.history.append({"epoch": epoch, "cluster_sizes": sizes, **metrics})

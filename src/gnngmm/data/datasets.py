@@ -1,0 +1,162 @@
+"""Named datasets through PyG's own classes, with an offline mirror and clear failures.
+
+``paths.data_dir`` is laid out like ``../shared/datasets`` (``planetoid/Cora/raw/...``,
+``amazon/Photo/raw/...``, ``coauthor/CS/raw/...``, ``reddit/raw/...``, ``bond/<file>.pt.zip``).
+When the raw files are missing there and a mirror holding them exists, they are copied first
+(PyG writes ``processed/`` next to ``raw/``, so the data dir must be writable; the mirror may be
+read-only). Otherwise PyG downloads; when that fails too, the error names the dataset and every
+directory tried.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch_geometric.data import Data
+
+from gnngmm.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a dataset lives under the data dir and which loader reads it."""
+
+    loader: str  # planetoid | amazon | coauthor | reddit | bond
+    group: str  # first directory under the data dir
+    name: str  # PyG name or BOND file stem
+    raw_files: tuple[str, ...]
+
+    @property
+    def raw_relpath(self) -> Path:
+        if self.loader == "reddit":
+            return Path(self.group) / "raw"
+        if self.loader == "bond":
+            return Path(self.group)
+        return Path(self.group) / self.name / "raw"
+
+
+def _planetoid(name: str) -> DatasetSpec:
+    stem = name.lower()
+    files = tuple(f"ind.{stem}.{part}" for part in ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index"))
+    return DatasetSpec("planetoid", "planetoid", name, files)
+
+
+def _bond(stem: str) -> DatasetSpec:
+    return DatasetSpec("bond", "bond", stem, (f"{stem}.pt.zip",))
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "cora": _planetoid("Cora"),
+    "citeseer": _planetoid("CiteSeer"),
+    "pubmed": _planetoid("PubMed"),
+    "photo": DatasetSpec("amazon", "amazon", "Photo", ("amazon_electronics_photo.npz",)),
+    "computers": DatasetSpec("amazon", "amazon", "Computers", ("amazon_electronics_computers.npz",)),
+    "cs": DatasetSpec("coauthor", "coauthor", "CS", ("ms_academic_cs.npz",)),
+    "physics": DatasetSpec("coauthor", "coauthor", "Physics", ("ms_academic_phy.npz",)),
+    "reddit": DatasetSpec("reddit", "reddit", "Reddit", ("reddit_data.npz", "reddit_graph.npz")),
+    # BOND anomaly-detection sets (pygod-team/data): y > 0 marks an outlier.
+    "inj_cora": _bond("inj_cora"),
+    "inj_amazon": _bond("inj_amazon"),
+    "inj_flickr": _bond("inj_flickr"),
+    "bond_reddit": _bond("reddit"),
+    "weibo": _bond("weibo"),
+    "disney": _bond("disney"),
+    "books": _bond("books"),
+    "enron": _bond("enron"),
+}
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name.lower()]
+    except KeyError:
+        raise InputError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}") from None
+
+
+def ensure_raw_files(spec: DatasetSpec, data_dir: Path, mirror_dir: Path | None) -> bool:
+    """Copy missing raw files from the mirror. Returns True when all raw files are present."""
+    raw = Path(data_dir) / spec.raw_relpath
+    missing = [f for f in spec.raw_files if not (raw / f).exists()]
+    if missing and mirror_dir is not None:
+        source = Path(mirror_dir) / spec.raw_relpath
+        if all((source / f).exists() for f in missing):
+            raw.mkdir(parents=True, exist_ok=True)
+            for f in missing:
+                shutil.copy2(source / f, raw / f)
+                (raw / f).chmod(0o644)
+            log.info("copied %d raw file(s) of %s from the mirror %s", len(missing), spec.name, source)
+            missing = []
+    return not missing
+
+
+def load_dataset(name: str, data_dir: str | Path, mirror_dir: str | Path | None = None, download: bool = True) -> Data:
+    """Load dataset ``name`` as one PyG ``Data`` (features, edges, and ``y`` when it has labels)."""
+    spec = dataset_spec(name)
+    data_dir = Path(data_dir).expanduser()
+    mirror = Path(mirror_dir).expanduser() if mirror_dir else None
+    present = ensure_raw_files(spec, data_dir, mirror)
+    tried = f"{data_dir / spec.raw_relpath}" + (f" and the mirror {mirror / spec.raw_relpath}" if mirror else "")
+    if not present and not download:
+        raise InputError(f"dataset {name!r}: raw files {list(spec.raw_files)} not found in {tried}, and download is off")
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        data = _read(spec, data_dir)
+    except InputError:
+        raise
+    except Exception as err:  # PyG's download or processing failed: say what was tried.
+        if present:
+            raise InputError(f"dataset {name!r}: could not process the raw files in {tried}: {err}") from err
+        raise InputError(
+            f"dataset {name!r}: raw files {list(spec.raw_files)} not found in {tried}, and the download "
+            f"failed ({type(err).__name__}: {err}). Put the files there, set paths.mirror_dir, or "
+            "connect to the network."
+        ) from None
+    return data
+
+
+def _read(spec: DatasetSpec, data_dir: Path) -> Data:
+    if spec.loader == "planetoid":
+        from torch_geometric.datasets import Planetoid
+
+        return Planetoid(str(data_dir / spec.group), spec.name)[0]
+    if spec.loader == "amazon":
+        from torch_geometric.datasets import Amazon
+
+        return Amazon(str(data_dir / spec.group), spec.name)[0]
+    if spec.loader == "coauthor":
+        from torch_geometric.datasets import Coauthor
+
+        return Coauthor(str(data_dir / spec.group), spec.name)[0]
+    if spec.loader == "reddit":
+        from torch_geometric.datasets import Reddit
+
+        return Reddit(str(data_dir / spec.group))[0]
+    if spec.loader == "bond":
+        from gnngmm.data.bond import read_bond
+
+        return read_bond(data_dir / spec.raw_relpath / spec.raw_files[0])
+    raise AssertionError(spec.loader)
+
+
+def validate_graph(data: Data, name: str) -> Data:
+    """Reject graphs the pipeline cannot use, with the offending value in the message."""
+    if data.num_nodes is None or data.num_nodes == 0:
+        raise InputError(f"dataset {name!r} has no nodes")
+    if data.x is None:
+        raise InputError(f"dataset {name!r} has no node features (data.x is None)")
+    bad = ~torch.isfinite(data.x)
+    if bool(bad.any()):
+        rows = torch.nonzero(bad.any(1)).flatten()
+        raise InputError(
+            f"dataset {name!r}: node features contain {int(bad.sum())} NaN/inf values in "
+            f"{rows.numel()} nodes (first: node {int(rows[0])}); clean or impute them first"
+        )
+    if data.edge_index.numel() and int(data.edge_index.max()) >= data.num_nodes:
+        raise InputError(f"dataset {name!r}: edge_index refers to node {int(data.edge_index.max())} >= num_nodes")
+    return data

@@ -1,0 +1,68 @@
+"""Encoder output -> GMM input: centre, optional PCA, optional standardise, optional L2.
+
+A GMM on raw embeddings does badly (Cora: NMI 0.12 on raw PCA features, 0.54 once L2-normalised),
+so this step is part of the model. Its statistics are refit on the full-graph embedding at every
+EM refit and held fixed in between, so the GMM term's gradient flows through a fixed map.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class EmbeddingTransform:
+    def __init__(self, pca_dim: int | None = None, standardize: bool = False, l2: bool = True):
+        self.pca_dim = pca_dim
+        self.standardize = standardize
+        self.l2 = l2
+        self.mean_: Tensor | None = None
+        self.components_: Tensor | None = None  # (D, p)
+        self.scale_: Tensor | None = None
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.mean_ is not None
+
+    @torch.no_grad()
+    def fit(self, h: Tensor) -> EmbeddingTransform:
+        h = h.double()
+        self.mean_ = h.mean(0)
+        centred = h - self.mean_
+        if self.pca_dim and self.pca_dim < h.shape[1]:
+            cov = centred.T @ centred / max(1, h.shape[0] - 1)
+            _, vectors = torch.linalg.eigh(cov)
+            comps = vectors[:, -self.pca_dim :].flip(1)
+            # eigh's signs are arbitrary: make each component's largest loading positive.
+            signs = torch.sign(comps.gather(0, comps.abs().argmax(0, keepdim=True)))
+            self.components_ = comps * torch.where(signs == 0, torch.ones_like(signs), signs)
+            centred = centred @ self.components_
+        else:
+            self.components_ = None
+        if self.standardize:
+            std = centred.std(0)
+            self.scale_ = torch.where(std > 0, std, torch.ones_like(std))
+        else:
+            self.scale_ = None
+        return self
+
+    def __call__(self, h: Tensor) -> Tensor:
+        """Differentiable in ``h``; returns ``h``'s dtype."""
+        if not self.is_fitted:
+            raise RuntimeError("EmbeddingTransform is not fitted")
+        z = h - self.mean_.to(h)
+        if self.components_ is not None:
+            z = z @ self.components_.to(h)
+        if self.scale_ is not None:
+            z = z / self.scale_.to(h)
+        if self.l2:
+            z = F.normalize(z, dim=1)
+        return z
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean_, "components": self.components_, "scale": self.scale_}
+
+    def load_state_dict(self, state: dict) -> EmbeddingTransform:
+        self.mean_, self.components_, self.scale_ = state["mean"], state["components"], state["scale"]
+        return self

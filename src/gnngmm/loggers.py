@@ -1,0 +1,67 @@
+"""Experiment loggers from the ``logger`` config group; W&B falls back to offline without a key.
+
+W&B must never need the network: with no API key (``WANDB_API_KEY`` or a ``~/.netrc`` entry)
+the run logs offline into its run dir, to be uploaded later with ``wandb sync``.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def wandb_has_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def resolved_config(cfg: DictConfig) -> dict:
+    """The run's config as plain data, without Hydra's own node."""
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+
+
+def build_loggers(cfg: DictConfig) -> list:
+    loggers = []
+    for name, conf in (cfg.get("logger") or {}).items():
+        if not conf:
+            continue
+        if "Wandb" in conf.get("_target_", ""):
+            loggers.append(_wandb_logger(conf, cfg))
+        else:
+            loggers.append(instantiate(conf))
+    flat = resolved_config(cfg)
+    for logger in loggers:
+        logger.log_hyperparams(flat)
+    return loggers
+
+
+def _wandb_logger(conf: DictConfig, cfg: DictConfig):
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    offline = bool(conf.get("offline")) or mode in ("offline", "dryrun") or not wandb_has_credentials()
+    if offline and mode not in ("offline", "dryrun", "disabled"):
+        os.environ["WANDB_MODE"] = "offline"
+        log.info("W&B: no API key found, logging offline; upload later with `wandb sync %s/wandb/offline-run-*`", conf.save_dir)
+    os.makedirs(conf.save_dir, exist_ok=True)
+    return instantiate(conf, offline=offline)
+
+
+def finish_loggers(loggers: list) -> None:
+    """Close W&B runs so the next job of a multirun starts its own run."""
+    for logger in loggers:
+        if type(logger).__name__ == "WandbLogger":
+            import wandb
+
+            if wandb.run is not None:
+                wandb.finish()
+        elif hasattr(logger, "finalize"):
+            logger.finalize("success")

@@ -1,0 +1,58 @@
+"""Clustering metrics (NMI, ARI via torchmetrics; ACC by Hungarian matching) and anomaly metrics.
+
+Labels enter here and nowhere else: these numbers are reported, never used to choose anything.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor
+from torchmetrics.functional.classification import binary_auroc, binary_average_precision
+from torchmetrics.functional.clustering import adjusted_rand_score, normalized_mutual_info_score
+
+
+def hungarian_accuracy(y_true: Tensor, y_pred: Tensor) -> float:
+    """Accuracy after the best one-to-one matching of predicted clusters to classes."""
+    y_true = torch.as_tensor(y_true).cpu().long()
+    y_pred = torch.as_tensor(y_pred).cpu().long()
+    _, t = torch.unique(y_true, return_inverse=True)
+    _, p = torch.unique(y_pred, return_inverse=True)
+    size = max(int(t.max()), int(p.max())) + 1
+    counts = torch.zeros(size, size, dtype=torch.long)
+    counts.index_put_((p, t), torch.ones_like(p), accumulate=True)
+    rows, cols = linear_sum_assignment(counts.numpy(), maximize=True)
+    return float(counts.numpy()[rows, cols].sum() / len(y_true))
+
+
+def clustering_metrics(y_true: Tensor, y_pred: Tensor) -> dict[str, float]:
+    y_true = torch.as_tensor(y_true).cpu().long()
+    y_pred = torch.as_tensor(y_pred).cpu().long()
+    return {
+        "nmi": float(normalized_mutual_info_score(y_pred, y_true, average_method="arithmetic")),
+        "ari": float(adjusted_rand_score(y_pred, y_true)),
+        "acc": hungarian_accuracy(y_true, y_pred),
+    }
+
+
+def anomaly_metrics(is_outlier: Tensor, score: Tensor) -> dict[str, float]:
+    """AUROC, average precision and recall@k (k = number of true outliers); higher score = more
+    anomalous."""
+    target = torch.as_tensor(is_outlier).cpu().long()
+    score = torch.as_tensor(score).detach().cpu().double()
+    # torchmetrics reads scores outside [0, 1] as logits and applies a sigmoid, which saturates
+    # (ties) for large NLLs; min-max scaling keeps the order exactly.
+    span = (score.max() - score.min()).clamp_min(1e-300)
+    score = (score - score.min()) / span
+    k = int(target.sum())
+    top = torch.topk(score, k).indices if k else torch.empty(0, dtype=torch.long)
+    return {
+        "auroc": float(binary_auroc(score, target)),
+        "average_precision": float(binary_average_precision(score, target)),
+        "recall_at_k": float(target[top].sum() / max(k, 1)),
+    }
+
+
+def cluster_sizes(labels: Tensor, k: int) -> list[int]:
+    return np.bincount(torch.as_tensor(labels).cpu().numpy(), minlength=k).tolist()

@@ -1,0 +1,115 @@
+"""The LightningModule: encoder + self-supervised objective + GMM head (refit by EM, not by SGD).
+
+Loss of a training step: ``objective(z) + gmm_loss_weight * NLL_gmm(transform(z))`` where the
+GMM and the transform are constants (fit at the previous epoch end by
+:mod:`gnngmm.callbacks.em_refit`). Their state, the warm-start responsibilities and the RNG states
+go into every checkpoint, so a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import random
+from functools import partial
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gnngmm.embedding import EmbeddingTransform
+from gnngmm.mixture import GaussianMixture
+from gnngmm.objectives.base import Objective
+
+
+class GNNGMM(L.LightningModule):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        objective: Objective | None,
+        gmm: GaussianMixture,
+        transform: EmbeddingTransform,
+        optimizer=None,
+        gmm_loss_weight: float = 0.0,
+        gmm_loss_start_epoch: int = 0,
+        inference_chunk_size: int = 65536,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.objective = objective
+        self.gmm = gmm
+        self.transform = transform
+        self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3)
+        self.gmm_loss_weight = gmm_loss_weight
+        self.gmm_loss_start_epoch = gmm_loss_start_epoch
+        self.inference_chunk_size = inference_chunk_size
+        self.resp: Tensor | None = None  # this rank's responsibilities at the last refit
+        self.history: list[dict] = []  # one row per refit: epoch, log-likelihood, BIC, (metrics)
+
+    @property
+    def trainable(self) -> bool:
+        return any(p.requires_grad for p in self.parameters())
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        return self.encoder(x, edge_index)
+
+    def gmm_term_active(self) -> bool:
+        return (
+            self.gmm_loss_weight > 0
+            and self.gmm.is_fitted
+            and self.transform.is_fitted
+            and self.current_epoch >= self.gmm_loss_start_epoch
+        )
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        out = self.objective(self.encoder, batch)
+        loss = out.loss
+        self.log("train/ssl_loss", out.loss, on_step=False, on_epoch=True, batch_size=1)
+        if self.gmm_term_active():
+            self.gmm.to(self.device)
+            nll = -self.gmm.score_samples(self.transform(out.embedding)).mean()
+            loss = loss + self.gmm_loss_weight * nll.to(loss.dtype)
+            self.log("train/gmm_nll", nll, on_step=False, on_epoch=True, batch_size=1)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=1)
+        return loss
+
+    @torch.no_grad()
+    def embed(self, data) -> Tensor:
+        """Every node's encoder output, in eval mode, layer by layer (no per-edge tensors)."""
+        x = data.x.to(self.device)
+        edge_index = data.edge_index.to(self.device)
+        return self.encoder.full_graph_embedding(x, edge_index, self.inference_chunk_size)
+
+    def configure_optimizers(self):
+        return self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+
+    # ------------------------------------------------------------------ checkpoint state
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["gnngmm"] = {
+            "gmm": self.gmm.state_dict() if self.gmm.is_fitted else None,
+            "transform": self.transform.state_dict() if self.transform.is_fitted else None,
+            "resp": None if self.resp is None else self.resp.cpu(),
+            "history": self.history,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("gnngmm")
+        if state is None:
+            return
+        if state["gmm"] is not None:
+            self.gmm.load_state_dict(state["gmm"])
+        if state["transform"] is not None:
+            self.transform.load_state_dict(state["transform"])
+        self.resp = state["resp"]
+        self.history = list(state["history"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])

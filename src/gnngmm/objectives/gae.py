@@ -1,0 +1,26 @@
+"""Graph auto-encoder (Kipf & Welling 2016): inner products of embeddings reconstruct edges
+against uniformly sampled non-edges. Its per-node reconstruction error also scores anomalies."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch_geometric.utils import negative_sampling
+
+from gnngmm.objectives.base import Objective, ObjectiveOutput
+
+
+class GAE(Objective):
+    def __init__(self, dim: int):
+        super().__init__()
+
+    def forward(self, encoder, batch) -> ObjectiveOutput:
+        z = encoder(batch.x, batch.edge_index)
+        pos = batch.edge_index
+        neg = negative_sampling(pos, num_nodes=batch.num_nodes, num_neg_samples=pos.shape[1])
+        logit_pos = (z[pos[0]] * z[pos[1]]).sum(1)
+        logit_neg = (z[neg[0]] * z[neg[1]]).sum(1)
+        loss = F.binary_cross_entropy_with_logits(logit_pos, torch.ones_like(logit_pos)) + F.binary_cross_entropy_with_logits(
+            logit_neg, torch.zeros_like(logit_neg)
+        )
+        return ObjectiveOutput(loss, z)

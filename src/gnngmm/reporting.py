@@ -1,0 +1,160 @@
+"""Everything a run leaves behind besides metrics.json: tables (CSV) and pictures (PNG), and the
+same pictures and tables sent to W&B when it is on."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k) for k in keys})
+
+
+def write_history(output_dir: Path, history: list[dict]) -> None:
+    rows = [{k: v for k, v in row.items() if k != "cluster_sizes"} for row in history]
+    write_rows(output_dir / "history.csv", rows)
+
+
+@torch.no_grad()
+def node_predictions(module, data) -> dict[str, torch.Tensor]:
+    """Per node: cluster, max responsibility, entropy of responsibilities, NLL (anomaly score)."""
+    z = module.transform(module.embed(data).double())
+    log_prob = module.gmm.weighted_log_prob(z)
+    log_norm = torch.logsumexp(log_prob, 1)
+    resp = torch.exp(log_prob - log_norm[:, None])
+    entropy = -(resp * (log_prob - log_norm[:, None])).sum(1)
+    return {
+        "node": torch.arange(z.shape[0]),
+        "cluster": resp.argmax(1).cpu(),
+        "max_responsibility": resp.max(1).values.cpu(),
+        "entropy": entropy.cpu(),
+        "nll": (-log_norm).cpu(),
+    }
+
+
+def write_predictions(output_dir: Path, module, data, final: dict, path: Path | None = None) -> Path:
+    table = node_predictions(module, data)
+    path = path or output_dir / "predictions.csv"
+    columns = list(table)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        values = [table[c].tolist() for c in columns]
+        writer.writerows(zip(*values))
+    return path
+
+
+def write_bic(output_dir: Path, rows: list[dict], chosen: int) -> None:
+    write_rows(output_dir / "bic.csv", rows)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ks = [r["k"] for r in rows]
+    ax.plot(ks, [r["bic"] for r in rows], marker="o", label="BIC")
+    ax.axvline(chosen, color="tab:red", linestyle="--", label=f"chosen K={chosen}")
+    ax.set_xlabel("K")
+    ax.set_ylabel("BIC (lower is better)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(output_dir / "bic.png", dpi=110)
+    plt.close(fig)
+
+
+def embedding_2d(z: torch.Tensor) -> torch.Tensor:
+    """2-D projection for pictures: PCA (always available)."""
+    z = z.double() - z.double().mean(0)
+    _, _, v = torch.linalg.svd(z, full_matrices=False)
+    return (z @ v[:2].T).float()
+
+
+def save_pictures(output_dir: Path, module, data, final: dict) -> list[Path]:
+    """embedding.png (coloured by cluster, and by true label when known), cluster_sizes.png."""
+    plt = _plt()
+    with torch.no_grad():
+        z = module.transform(module.embed(data).double()).cpu()
+    xy = embedding_2d(z)
+    if xy.shape[0] > 20000:
+        keep = torch.randperm(xy.shape[0], generator=torch.Generator().manual_seed(0))[:20000]
+    else:
+        keep = torch.arange(xy.shape[0])
+    panels = [("predicted cluster", final["pred"])]
+    if getattr(data, "y", None) is not None:
+        panels.append(("true label", data.y.cpu()))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
+    for ax, (title, colour) in zip(axes[0], panels):
+        ax.scatter(xy[keep, 0], xy[keep, 1], c=colour[keep], s=3, cmap="tab20", linewidths=0)
+        ax.set_title(f"embedding (PCA) by {title}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    paths = [output_dir / "embedding.png", output_dir / "cluster_sizes.png"]
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+    sizes = final["cluster_sizes"]
+    fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(sizes) + 2), 3.2))
+    ax.bar(range(len(sizes)), sizes)
+    ax.set_xlabel("cluster")
+    ax.set_ylabel("nodes")
+    fig.tight_layout()
+    fig.savefig(paths[1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def log_to_loggers(loggers: list, metrics: dict, output_dir: Path) -> None:
+    """Final metrics to every logger; pictures and a prediction sample to W&B."""
+    scalars = {f"final/{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    for logger in loggers:
+        if type(logger).__name__ == "WandbLogger":
+            _log_wandb(logger, metrics, output_dir)
+        else:
+            logger.log_metrics({k: v for k, v in scalars.items() if math.isfinite(v)})
+            logger.save()
+
+
+def _log_wandb(logger, metrics: dict, output_dir: Path) -> None:
+    import wandb
+
+    run = logger.experiment
+    for key, value in metrics.items():
+        if isinstance(value, (int, float, str)):
+            run.summary[key] = value
+    images = {}
+    for name in ("embedding", "cluster_sizes", "bic"):
+        path = output_dir / f"{name}.png"
+        if path.exists():
+            images[f"pictures/{name}"] = wandb.Image(str(path))
+    predictions = output_dir / "predictions.csv"
+    if predictions.exists():
+        with open(predictions) as f:
+            rows = list(csv.reader(f))
+        images["predictions_sample"] = wandb.Table(columns=rows[0], data=rows[1:201])
+    bic = output_dir / "bic.csv"
+    if bic.exists():
+        with open(bic) as f:
+            rows = list(csv.reader(f))
+        images["bic_table"] = wandb.Table(columns=rows[0], data=rows[1:])
+    if images:
+        run.log(images)

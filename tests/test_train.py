@@ -1,0 +1,139 @@
+"""End to end: composed configs run, write metrics.json, log offline, and fail clearly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+
+from conftest import ROOT, SMALL, run_cli
+from gnngmm.errors import InputError
+from gnngmm.train import train
+
+METRIC_KEYS = {
+    "dataset", "encoder", "k", "covariance_type", "seed", "nmi", "ari", "acc",
+    "gmm_log_likelihood", "bic", "epochs", "train_seconds", "peak_rss_mb",
+}
+
+
+def experiment_names() -> list[str]:
+    return sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+
+
+def test_default_run_writes_metrics_json(make_cfg, tmp_path):
+    cfg = make_cfg("logger=csv")
+    metrics = train(cfg)
+    written = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(written)
+    assert written == metrics
+    assert written["dataset"] == "cora" and written["k"] == 7 and written["epochs"] == 2
+    for name in ("nmi", "ari", "acc"):
+        assert 0.0 <= written[name] <= 1.0
+    # The fixture graph has strong planted clusters: even 2 epochs find them.
+    assert written["nmi"] > 0.5
+    assert sum(written["cluster_sizes"]) == 560
+    history = (tmp_path / "out" / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch") and len(history) == 3  # header + one refit per epoch
+    assert list((tmp_path / "out" / "csv").rglob("metrics.csv"))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["encoder=gat", "encoder.heads=2"], ["encoder=sage"], ["gmm.covariance_type=diag"], ["encoder=sgc"],
+     ["objective=grace"], ["objective=gae"], ["gmm.covariance_type=spherical", "seed=3"]],
+    ids=lambda o: ",".join(o),
+)
+def test_command_line_variants_run(make_cfg, overrides):
+    metrics = train(make_cfg(*overrides))
+    assert metrics["nmi"] > 0.3
+    assert metrics["covariance_type"] == ("diag" if "gmm.covariance_type=diag" in overrides else metrics["covariance_type"])
+
+
+@pytest.mark.parametrize("name", experiment_names())
+def test_every_experiment_runs_with_fast_dev_run(make_cfg, name):
+    cfg = make_cfg(f"experiment={name}", "trainer.fast_dev_run=true", *SMALL[1:])
+    metrics = train(cfg)
+    assert metrics["dataset"] == cfg.data.name
+    assert metrics["epochs"] <= 1
+
+
+def test_wandb_without_key_logs_offline(make_cfg, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    metrics = train(make_cfg("logger=wandb", "save_pictures=true"))
+    runs = list((tmp_path / "out" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, "one offline run directory"
+    assert list(runs[0].glob("*.wandb")), "the run's log file exists"
+    assert metrics["nmi"] > 0.3
+
+
+@pytest.mark.parametrize("k", [0, -2, 100000])
+def test_bad_k_is_a_clear_error(make_cfg, k):
+    with pytest.raises(InputError, match=rf"gmm.k.*{k}"):
+        train(make_cfg(f"gmm.k={k}"))
+
+
+def test_unknown_dataset_name_is_a_clear_error(make_cfg):
+    with pytest.raises(InputError, match="unknown dataset 'nope'.*cora"):
+        train(make_cfg("data.name=nope"))
+
+
+def test_missing_data_without_network_names_dataset_and_dirs(make_cfg, tmp_path, monkeypatch):
+    import fsspec
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(fsspec.AbstractFileSystem, "cp_file", offline, raising=False)
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    cfg = make_cfg("paths.mirror_dir=" + str(tmp_path / "no-mirror"))
+    with pytest.raises(InputError) as err:
+        train(cfg)
+    message = str(err.value)
+    assert "'cora'" in message and str(tmp_path / "data") in message and "no-mirror" in message
+
+
+def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path):
+    common = [f"hydra.run.dir={tmp_path}/run", f"paths.data_dir={tmp_path}/data", "logger=none"]
+    result = run_cli(["train.py", "gmm.k=0", *common], cwd=ROOT)
+    assert result.returncode == 2
+    assert "gnngmm: error: gmm.k must be >= 1, got 0" in result.stderr
+    assert "Traceback" not in result.stderr
+    unknown = run_cli(["train.py", "data=nope", *common], cwd=ROOT)
+    assert unknown.returncode != 0
+    assert "Could not find 'data/nope'" in unknown.stderr and "cora" in unknown.stderr
+    unknown = run_cli(["train.py", "encoder=nope", *common], cwd=ROOT)
+    assert "Could not find 'encoder/nope'" in unknown.stderr and "gcn" in unknown.stderr
+
+
+def test_multirun_two_jobs(tmp_path, mirror):
+    sweep = tmp_path / "sweep"
+    args = [
+        "train.py", "-m", "seed=0,1", f"hydra.sweep.dir={sweep}", f"paths.data_dir={tmp_path}/data",
+        f"paths.mirror_dir={mirror}", *SMALL,
+    ]
+    result = run_cli(args, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(sweep.glob("*/metrics.json"))
+    assert len(runs) == 2
+    seeds = sorted(json.loads(p.read_text())["seed"] for p in runs)
+    assert seeds == [0, 1]
+
+
+def test_all_groups_compose():
+    GlobalHydra.instance().clear()
+    with initialize_config_module("gnngmm.conf", version_base="1.3"):
+        for group, options in {
+            "data": ["cora", "citeseer", "pubmed", "photo", "computers", "cs", "physics", "reddit"],
+            "encoder": ["gcn", "sage", "gat", "sgc"],
+            "logger": ["wandb", "csv", "none"],
+        }.items():
+            for option in options:
+                cfg = compose("train", overrides=[f"{group}={option}"])
+                assert cfg[group] is not None or option == "none"
+    GlobalHydra.instance().clear()
