@@ -12,6 +12,19 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def symmetric_eigh(matrix: Tensor) -> tuple[Tensor, Tensor]:
+    """``torch.linalg.eigh`` on one thread for small matrices: multi-threaded LAPACK is 20-50x
+    slower on a busy 2-core machine (OpenMP spin-waits), and gains nothing at this size."""
+    if matrix.shape[-1] > 2048 or matrix.device.type != "cpu":
+        return torch.linalg.eigh(matrix)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.linalg.eigh(matrix)
+    finally:
+        torch.set_num_threads(threads)
+
+
 class EmbeddingTransform:
     def __init__(self, pca_dim: int | None = None, standardize: bool = False, l2: bool = True):
         self.pca_dim = pca_dim
@@ -32,7 +45,7 @@ class EmbeddingTransform:
         centred = h - self.mean_
         if self.pca_dim and self.pca_dim < h.shape[1]:
             cov = centred.T @ centred / max(1, h.shape[0] - 1)
-            _, vectors = torch.linalg.eigh(cov)
+            _, vectors = symmetric_eigh(cov)
             comps = vectors[:, -self.pca_dim :].flip(1)
             # eigh's signs are arbitrary: make each component's largest loading positive.
             signs = torch.sign(comps.gather(0, comps.abs().argmax(0, keepdim=True)))

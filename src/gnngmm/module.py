@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from gnngmm.embedding import EmbeddingTransform
 from gnngmm.mixture import GaussianMixture
-from gnngmm.objectives.base import Objective
+from gnngmm.objectives.base import Objective, seed_count
 
 
 class GNNGMM(L.LightningModule):
@@ -66,7 +66,10 @@ class GNNGMM(L.LightningModule):
         self.log("train/ssl_loss", out.loss, on_step=False, on_epoch=True, batch_size=1)
         if self.gmm_term_active():
             self.gmm.to(self.device)
-            nll = -self.gmm.score_samples(self.transform(out.embedding)).mean()
+            embedding = out.embedding
+            if embedding is None:
+                embedding = self.encoder(batch.x, batch.edge_index)[: seed_count(batch)]
+            nll = -self.gmm.score_samples(self.transform(embedding)).mean()
             loss = loss + self.gmm_loss_weight * nll.to(loss.dtype)
             self.log("train/gmm_nll", nll, on_step=False, on_epoch=True, batch_size=1)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=1)

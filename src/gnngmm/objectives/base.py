@@ -10,7 +10,9 @@ from torch import Tensor, nn
 @dataclass
 class ObjectiveOutput:
     loss: Tensor  # the self-supervised loss (scalar)
-    embedding: Tensor  # the clean-view embedding of the batch's nodes: the GMM term reads it
+    # The clean-view embedding of the batch's seed nodes when the objective computed it anyway;
+    # None lets the module run the clean forward pass only when the GMM term needs it.
+    embedding: Tensor | None
 
 
 class Objective(nn.Module):

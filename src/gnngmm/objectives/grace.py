@@ -53,6 +53,4 @@ class GRACE(Objective):
         for pe, pf in zip(self.drop_edge, self.drop_feature):
             edges, _ = dropout_edge(batch.edge_index, p=pe)
             views.append(self.proj(encoder(mask_features(batch.x, pf), edges)[:n]))
-        loss = info_nce(views[0], views[1], self.tau, self.max_nodes)
-        clean = encoder(batch.x, batch.edge_index)[:n]
-        return ObjectiveOutput(loss, clean)
+        return ObjectiveOutput(info_nce(views[0], views[1], self.tau, self.max_nodes), None)

@@ -1,0 +1,29 @@
+# Two commands do all the set-up (see README.md):
+#   make run    install, then train the default job (Cora, GCN, GMM k=7, CPU, offline)
+#   make test   install with the test extras, then run the tests
+# torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+# On a CUDA machine use e.g. TORCH_INDEX=https://download.pytorch.org/whl/cu124.
+PYTHON ?= python
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+PIP := $(PYTHON) -m pip
+PIP_TORCH := $(PIP) install "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
+
+.PHONY: install install-test run test bench clean
+
+install:
+	$(PIP_TORCH)
+	$(PIP) install -e .
+
+install-test:
+	$(PIP_TORCH)
+	$(PIP) install -e ".[test]"
+
+run: install
+	$(PYTHON) train.py
+
+test: install-test
+	$(PYTHON) -m pytest
+
+clean:
+	rm -rf logs outputs multirun .pytest_cache
