@@ -36,6 +36,7 @@ from gnngmm.mixture.gaussian import (
     precision_cholesky_from_precisions,
     precisions_from_cholesky,
 )
+from gnngmm.mixture.gram import MAX_GRAM_FEATURES, FullCovarianceStep
 from gnngmm.mixture.stats import SufficientStats, accumulate, m_step
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class GaussianMixture:
         max_reg_covar: float = 1.0,
         min_component_size: float = 1.0,
         seeding_sample_size: int = 100_000,
+        gram: bool | None = None,
+        screen: bool = True,
     ):
         if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) or n_components < 1:
             raise ValueError(f"n_components (gmm.k) must be an integer >= 1, got {n_components!r}")
@@ -97,6 +100,8 @@ class GaussianMixture:
         self.max_reg_covar = max_reg_covar
         self.min_component_size = min_component_size
         self.seeding_sample_size = seeding_sample_size
+        self.gram = gram  # full covariances through quadratic features; None: when d <= 128
+        self.screen = screen  # float32 screening of negligible (row, component) pairs, K > 8
         self.n_reseeded_ = 0
         self._generator = None
 
@@ -118,6 +123,7 @@ class GaussianMixture:
         if n_total < 2:
             raise ValueError("a Gaussian mixture needs at least 2 samples, got 1")
         self.n_features_in_ = chunks[0].shape[1]
+        self._center = None  # data mean, recomputed per fit (the quadratic-feature path centres on it)
         do_init = not (self.warm_start and self.is_fitted)
         n_init = self.n_init if do_init else 1
         generator = self._rng()
@@ -265,13 +271,17 @@ class GaussianMixture:
         worst-explained samples (highest NLL, up to K of them, all ranks) for re-seeding."""
         shift = self._shift()
         log_weights = self.weights_.log()
+        full_step = self._full_step(chunks, log_weights)
         total, worst_nll, worst_x = None, [], []
         for x in chunks:
-            log_prob = log_gaussian_prob(x, self.means_, self.precisions_cholesky_, self.covariance_type)
-            log_prob = log_prob + log_weights
-            log_norm = torch.logsumexp(log_prob, dim=1)
-            resp = torch.exp(log_prob - log_norm[:, None])
-            stats = accumulate(x, resp, shift, self.covariance_type)
+            if full_step is not None:
+                stats, log_norm = full_step.chunk(x, shift)
+            else:
+                log_prob = log_gaussian_prob(x, self.means_, self.precisions_cholesky_, self.covariance_type)
+                log_prob = log_prob + log_weights
+                log_norm = torch.logsumexp(log_prob, dim=1)
+                resp = torch.exp(log_prob - log_norm[:, None])
+                stats = accumulate(x, resp, shift, self.covariance_type)
             stats.log_likelihood = log_norm.sum()
             total = stats if total is None else total + stats
             top = torch.topk(-log_norm, min(self.n_components, x.shape[0]))
@@ -282,6 +292,17 @@ class GaussianMixture:
         rows = self.comm.all_gather_rows(torch.cat(worst_x))
         order = torch.argsort(nll, descending=True, stable=True)[: self.n_components]
         return total, rows[order]
+
+    def _full_step(self, chunks, log_weights) -> FullCovarianceStep | None:
+        """The quadratic-feature path (full covariances, d <= 128 unless ``gram`` says otherwise)."""
+        d = chunks[0].shape[1]
+        use = self.gram if self.gram is not None else d <= MAX_GRAM_FEATURES
+        if self.covariance_type != "full" or not use:
+            return None
+        if getattr(self, "_center", None) is None or self._center.shape[0] != d:
+            self._center = self.comm.all_reduce_sum(sum(c.sum(0) for c in chunks)) / self._count(chunks)
+        screen = self.dtype == torch.float64 and self.screen
+        return FullCovarianceStep(self.means_, self.precisions_cholesky_, log_weights, self._center, screen)
 
     def _m_step(self, stats: SufficientStats, worst: Tensor | None) -> None:
         nk, means, cov = m_step(stats, self._shift(), self.covariance_type, self.reg_covar)
@@ -416,7 +437,9 @@ class GaussianMixture:
     def _default_chunk(self, d: int) -> int:
         if self.chunk_size:
             return int(self.chunk_size)
-        per_row = 8 * 4 * max(1, self.n_components) * max(1, d)
+        # bytes per row of the largest per-chunk temporaries: (n, K, d) tensors, or the
+        # quadratic features (n, d(d+1)/2) and their products
+        per_row = 8 * 4 * max(1, self.n_components) * max(1, d) + 8 * 3 * d * (d + 1) // 2
         return int(min(65536, max(256, (256 * 2**20) // per_row)))
 
     def _to_compute(self, X) -> Tensor:
