@@ -137,3 +137,29 @@ def test_all_groups_compose():
                 cfg = compose("train", overrides=[f"{group}={option}"])
                 assert cfg[group] is not None or option == "none"
     GlobalHydra.instance().clear()
+
+
+def test_resume_from_last_checkpoint_matches_uninterrupted_run(make_cfg, tmp_path):
+    keys = ("nmi", "ari", "acc", "gmm_log_likelihood", "bic", "epochs", "cluster_sizes")
+    full = train(make_cfg("trainer.max_epochs=4", f"paths.output_dir={tmp_path / 'full'}"))
+    train(make_cfg("trainer.max_epochs=2", f"paths.output_dir={tmp_path / 'part'}"))
+    last = tmp_path / "part" / "checkpoints" / "last.ckpt"
+    assert last.exists()
+    resumed = train(make_cfg("trainer.max_epochs=4", f"ckpt_path={last}", f"paths.output_dir={tmp_path / 'resumed'}"))
+    assert resumed["epochs"] == 4
+    for key in keys:
+        assert resumed[key] == pytest.approx(full[key], rel=1e-9), key
+    history = (tmp_path / "resumed" / "history.csv").read_text().splitlines()
+    assert len(history) == 5, "the resumed run carries the per-epoch history of the first part"
+
+
+def test_k_auto_selects_by_bic_and_saves_the_curve(make_cfg, tmp_path):
+    metrics = train(make_cfg("gmm.k=auto", "gmm.k_range=[2,9]", "save_pictures=true"))
+    rows = (tmp_path / "out" / "bic.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    table = [dict(zip(header, r.split(","))) for r in rows[1:]]
+    assert [int(r["k"]) for r in table] == list(range(2, 10))
+    best = min(table, key=lambda r: float(r["bic"]))
+    assert metrics["k"] == int(best["k"])
+    assert (tmp_path / "out" / "bic.png").stat().st_size > 1000
+    assert (tmp_path / "out" / "embedding.png").exists()

@@ -1,0 +1,169 @@
+"""GMM engine: distributed EM, numerics that never fail silently, K selection by BIC."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from gnngmm.mixture import COVARIANCE_TYPES, GaussianMixture, GMMNumericalError, TorchDistributed, select_k
+from gnngmm.mixture.gaussian import precision_cholesky
+
+
+def blobs(n=600, d=3, k=3, seed=0, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(k, d, generator=g, dtype=torch.float64) * 6
+    labels = torch.randint(k, (n,), generator=g)
+    mix = torch.randn(k, d, d, generator=g, dtype=torch.float64) * 0.3 + torch.eye(d, dtype=torch.float64)
+    x = centers[labels] + torch.einsum("nd,nde->ne", torch.randn(n, d, generator=g, dtype=torch.float64), mix[labels])
+    return x * scale, labels
+
+
+# ---------------------------------------------------------------- distributed EM
+def _rank_fit(rank, world, init_file, x, kwargs, out):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        shard = x[rank::world] if rank == 0 else [x[rank::world][:50], x[rank::world][50:]]  # list input too
+        gmm = GaussianMixture(3, comm=TorchDistributed(), **kwargs).fit(shard)
+        result = {name: getattr(gmm, name) for name in ("weights_", "means_", "covariances_")}
+        result.update(lower_bound_=gmm.lower_bound_, bic=gmm.bic(shard))
+        out[rank] = result
+    finally:
+        dist.destroy_process_group()
+
+
+def run_distributed(x, kwargs, tmp_path, world=2):
+    manager = mp.Manager()
+    out = manager.dict()
+    mp.spawn(_rank_fit, args=(world, str(tmp_path / "pg"), x, kwargs, out), nprocs=world, join=True)
+    return dict(out)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_distributed_em_equals_single_process(tmp_path, covariance_type):
+    x, _ = blobs(400)
+    init = GaussianMixture(3, covariance_type=covariance_type, random_state=0, max_iter=0).fit(x)
+    kwargs = dict(
+        covariance_type=covariance_type, weights_init=init.weights_, means_init=init.means_,
+        precisions_init=init.precisions_, max_iter=8, tol=0.0,
+    )
+    single = GaussianMixture(3, **kwargs).fit(x)
+    ranks = run_distributed(x, kwargs, tmp_path)
+    for rank in (0, 1):
+        for name in ("weights_", "means_", "covariances_"):
+            torch.testing.assert_close(ranks[rank][name], getattr(single, name), rtol=1e-10, atol=1e-12)
+        assert abs(ranks[rank]["lower_bound_"] - single.lower_bound_) < 1e-10 * abs(single.lower_bound_)
+        assert abs(ranks[rank]["bic"] - single.bic(x)) < 1e-9 * abs(single.bic(x))
+
+
+def test_distributed_kmeans_init_is_identical_on_every_rank(tmp_path):
+    x, labels = blobs(400)
+    ranks = run_distributed(x, dict(random_state=3, max_iter=50), tmp_path)
+    for name in ("weights_", "means_", "covariances_"):
+        torch.testing.assert_close(ranks[0][name], ranks[1][name], rtol=0, atol=0)
+    single = GaussianMixture(3, random_state=3, max_iter=50).fit(x)
+    assert abs(ranks[0]["lower_bound_"] - single.lower_bound_) < 1e-6 * abs(single.lower_bound_)
+
+
+# ---------------------------------------------------------------- numerics
+def assert_finite(gmm, x):
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert torch.isfinite(getattr(gmm, name)).all(), name
+    assert np.isfinite(gmm.lower_bound_)
+    assert torch.isfinite(gmm.score_samples(x)).all()
+    proba = gmm.predict_proba(x)
+    assert torch.isfinite(proba).all()
+    torch.testing.assert_close(proba.sum(1), torch.ones(x.shape[0], dtype=proba.dtype))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_duplicated_points_and_k_equal_to_distinct_points(covariance_type):
+    distinct = torch.tensor([[0.0, 0.0], [5.0, 1.0], [1.0, 7.0], [9.0, 9.0], [-4.0, 3.0]], dtype=torch.float64)
+    x = distinct.repeat_interleave(30, dim=0)
+    gmm = GaussianMixture(5, covariance_type=covariance_type, random_state=0).fit(x)
+    assert_finite(gmm, x)
+    assert sorted(torch.bincount(gmm.predict(x), minlength=5).tolist()) == [30] * 5
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_constant_feature(covariance_type):
+    x, labels = blobs(300)
+    x[:, 1] = 4.2
+    gmm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(x)
+    assert_finite(gmm, x)
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1e9])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_huge_and_tiny_scales(scale, covariance_type):
+    x, labels = blobs(300, scale=scale)
+    gmm = GaussianMixture(3, covariance_type=covariance_type, random_state=0, reg_covar=1e-6 * scale**2).fit(x)
+    assert_finite(gmm, x)
+    reference = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(x / scale)
+    assert abs(gmm.lower_bound_ + np.log(scale) * 3 - reference.lower_bound_) < 1e-6 * abs(reference.lower_bound_) + 1e-6
+
+
+def test_tiny_scale_with_default_reg_covar_stays_finite():
+    x, _ = blobs(300, scale=1e-9)
+    gmm = GaussianMixture(3, random_state=0).fit(x)  # reg_covar dominates: clusters blur, no NaN
+    assert_finite(gmm, x)
+
+
+def test_empty_component_is_reseeded_with_a_warning(caplog):
+    x, labels = blobs(300)
+    far = x.mean(0) + 1e4  # a component far from every point: zero responsibility
+    means = torch.stack([x[labels == j].mean(0) for j in range(3)] + [far])
+    gmm = GaussianMixture(4, means_init=means, max_iter=30, random_state=0)
+    with caplog.at_level(logging.WARNING, logger="gnngmm.mixture.gaussian_mixture"):
+        gmm.fit(x)
+    assert "re-seeded" in caplog.text and gmm.n_reseeded_ >= 1
+    assert_finite(gmm, x)
+    assert torch.bincount(gmm.predict(x), minlength=4).min() > 0, "every component explains some points"
+
+
+def test_singular_covariance_gets_more_regularisation(caplog):
+    x, _ = blobs(300, d=2)
+    x = torch.cat([x, x[:, :1] * 2.0], dim=1)  # third feature collinear: singular with reg_covar=0
+    with caplog.at_level(logging.WARNING, logger="gnngmm.mixture.gaussian_mixture"):
+        gmm = GaussianMixture(3, reg_covar=0.0, random_state=0).fit(x)
+    assert "singular" in caplog.text
+    assert_finite(gmm, x)
+
+
+def test_unfixable_covariance_names_the_component():
+    cov = torch.eye(3, dtype=torch.float64).repeat(2, 1, 1)
+    cov[1] = -torch.eye(3, dtype=torch.float64)
+    with pytest.raises(GMMNumericalError, match="component 1.*reg_covar"):
+        precision_cholesky(cov, "full", reg_covar=1e-6, max_reg_covar=1e-3)
+
+
+def test_non_finite_input_is_named():
+    x, _ = blobs(50)
+    x[10, 1] = float("nan")
+    with pytest.raises(ValueError, match="non-finite.*row 10"):
+        GaussianMixture(2).fit(x)
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5, True])
+def test_bad_n_components(k):
+    with pytest.raises(ValueError, match="n_components"):
+        GaussianMixture(k)
+
+
+def test_more_components_than_samples():
+    with pytest.raises(ValueError, match="gmm.k=11 exceeds the number of samples \\(10\\)"):
+        GaussianMixture(11).fit(torch.randn(10, 2))
+
+
+# ---------------------------------------------------------------- K selection
+def test_bic_picks_the_planted_number_of_components():
+    x, _ = blobs(900, d=2, k=4, seed=2)
+    best, rows = select_k(x, range(1, 8), lambda k: GaussianMixture(k, random_state=0, n_init=2))
+    assert best.n_components == 4
+    assert [r["k"] for r in rows] == list(range(1, 8))
+    assert min(rows, key=lambda r: r["bic"])["k"] == 4
