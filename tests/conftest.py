@@ -43,14 +43,14 @@ def mirror(tmp_path_factory) -> Path:
 def make_cfg(tmp_path, mirror):
     """``make_cfg(*overrides, small=True)`` -> composed config writing under ``tmp_path``."""
 
-    def make(*overrides: str, small: bool = True):
+    def make(*overrides: str, small: bool = True, config: str = "train"):
         base = SMALL if small else []
         if "encoder=sgc" in overrides:  # nothing to size: drop the GNN width overrides
             base = [o for o in base if not o.startswith("encoder.")]
         GlobalHydra.instance().clear()
         with initialize_config_module("gnngmm.conf", version_base="1.3"):
             cfg = compose(
-                "train",
+                config,
                 overrides=[
                     f"paths.root_dir={tmp_path}",
                     f"paths.data_dir={tmp_path / 'data'}",

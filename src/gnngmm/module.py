@@ -44,6 +44,7 @@ class GNNGMM(L.LightningModule):
         self.inference_chunk_size = inference_chunk_size
         self.resp: Tensor | None = None  # this rank's responsibilities at the last refit
         self.history: list[dict] = []  # one row per refit: epoch, log-likelihood, BIC, (metrics)
+        self.run_config: dict | None = None  # the resolved run config, saved for predict.py
 
     @property
     def trainable(self) -> bool:
@@ -92,6 +93,7 @@ class GNNGMM(L.LightningModule):
             "transform": self.transform.state_dict() if self.transform.is_fitted else None,
             "resp": None if self.resp is None else self.resp.cpu(),
             "history": self.history,
+            "config": self.run_config,
             "rng": rng_state(),
         }
 

@@ -55,16 +55,26 @@ def node_predictions(module, data) -> dict[str, torch.Tensor]:
     }
 
 
-def write_predictions(output_dir: Path, module, data, final: dict, path: Path | None = None) -> Path:
-    table = node_predictions(module, data)
-    path = path or output_dir / "predictions.csv"
+def write_table(table: dict[str, torch.Tensor], path: Path) -> list[Path]:
+    """CSV at ``path``, plus a Parquet copy next to it when pyarrow is installed."""
     columns = list(table)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
-        values = [table[c].tolist() for c in columns]
-        writer.writerows(zip(*values))
-    return path
+        writer.writerows(zip(*[table[c].tolist() for c in columns]))
+    written = [path]
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return written
+    parquet = path.with_suffix(".parquet")
+    pq.write_table(pa.table({c: table[c].numpy() for c in columns}), parquet)
+    return written + [parquet]
+
+
+def write_predictions(output_dir: Path, module, data) -> list[Path]:
+    return write_table(node_predictions(module, data), output_dir / "predictions.csv")
 
 
 def write_bic(output_dir: Path, rows: list[dict], chosen: int) -> None:

@@ -21,10 +21,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from gnngmm.anomaly import anomaly_report
 from gnngmm.callbacks.em_refit import EMRefit, refit
 from gnngmm.embedding import EmbeddingTransform
 from gnngmm.errors import InputError
-from gnngmm.loggers import build_loggers, finish_loggers
+from gnngmm.loggers import build_loggers, finish_loggers, resolved_config
 from gnngmm.mixture import GaussianMixture
 from gnngmm.module import GNNGMM
 
@@ -52,6 +53,17 @@ def build_gmm(gcfg: DictConfig, k: int, seed: int) -> GaussianMixture:
     )
 
 
+def build_module(cfg: DictConfig, num_features: int, k: int) -> GNNGMM:
+    """Encoder, objective, GMM and embedding transform as the config says (also used by predict)."""
+    encoder = instantiate(cfg.encoder)(in_channels=num_features)
+    objective = instantiate(cfg.objective)(dim=encoder.out_channels) if cfg.get("objective") else None
+    return GNNGMM(
+        encoder, objective, build_gmm(cfg.gmm, k, cfg.seed), EmbeddingTransform(**cfg.gmm.embedding),
+        optimizer=instantiate(cfg.optimizer), gmm_loss_weight=cfg.gmm.loss_weight,
+        gmm_loss_start_epoch=cfg.gmm.loss_start_epoch,
+    )
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -73,14 +85,8 @@ def train(cfg: DictConfig) -> dict:
     if k_range is not None and int(k_range[0]) > data.num_nodes:
         raise InputError(f"gmm.k_range={k_range} starts above the number of nodes ({data.num_nodes})")
 
-    encoder = instantiate(cfg.encoder)(in_channels=datamodule.num_features)
-    objective = instantiate(cfg.objective)(dim=encoder.out_channels) if cfg.get("objective") else None
-    gmm = build_gmm(cfg.gmm, k or int(k_range[0]), cfg.seed)
-    module = GNNGMM(
-        encoder, objective, gmm, EmbeddingTransform(**cfg.gmm.embedding),
-        optimizer=instantiate(cfg.optimizer), gmm_loss_weight=cfg.gmm.loss_weight,
-        gmm_loss_start_epoch=cfg.gmm.loss_start_epoch,
-    )
+    module = build_module(cfg, datamodule.num_features, k or int(k_range[0]))
+    module.run_config = resolved_config(cfg)
     loggers = build_loggers(cfg)
     callbacks = [EMRefit(cfg.gmm.refit_every_n_epochs, cfg.gmm.refit_max_iter, k_range)]
     callbacks += [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
@@ -88,7 +94,7 @@ def train(cfg: DictConfig) -> dict:
 
     try:
         epochs = 0
-        if module.trainable and objective is not None and cfg.trainer.get("max_epochs", 1) != 0:
+        if module.trainable and module.objective is not None and cfg.trainer.get("max_epochs", 1) != 0:
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
             epochs = trainer.current_epoch
         else:
@@ -101,9 +107,9 @@ def train(cfg: DictConfig) -> dict:
             "encoder": cfg.encoder.get("arch", "?"),
             "objective": (cfg.get("objective") or {}).get("_target_", "none").rsplit(".", 1)[-1],
             "k": final["k"],
-            "covariance_type": gmm.covariance_type,
+            "covariance_type": module.gmm.covariance_type,
             "seed": int(cfg.seed),
-            **{m: final[m] for m in ("nmi", "ari", "acc", "auroc", "average_precision", "recall_at_k") if m in final},
+            **{m: final[m] for m in ("nmi", "ari", "acc") if m in final},
             "gmm_log_likelihood": final["log_likelihood"],
             "bic": final["bic"],
             "epochs": int(epochs),
@@ -112,6 +118,8 @@ def train(cfg: DictConfig) -> dict:
             "num_nodes": int(data.num_nodes),
             "cluster_sizes": final["cluster_sizes"],
         }
+        if getattr(data, "outlier", None) is not None:
+            metrics.update(anomaly_report(module, data, cfg.get("anomaly_score", "nll")))
         if trainer.is_global_zero:
             write_outputs(output_dir, metrics, final, module, data, cfg, loggers)
         return metrics
@@ -125,7 +133,7 @@ def write_outputs(output_dir: Path, metrics: dict, final: dict, module, data, cf
 
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     reporting.write_history(output_dir, module.history)
-    reporting.write_predictions(output_dir, module, data, final)
+    reporting.write_predictions(output_dir, module, data)
     if final.get("bic_table"):
         reporting.write_bic(output_dir, final["bic_table"], final["k"])
     if cfg.get("save_pictures", True):

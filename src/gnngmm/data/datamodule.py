@@ -72,13 +72,14 @@ class GraphDataModule(L.LightningDataModule):
             return
         data = self.data if self.data is not None else load_dataset(self.name, self.data_dir, self.mirror_dir, self.download)
         data = validate_graph(data, self.name)
-        data.x = normalize_features(data.x, self.feature_norm)
         if data.edge_index.numel():
             data.edge_index = to_undirected(data.edge_index, num_nodes=data.num_nodes)
-        if self.inject:
+        if any(self.inject.get(key, 0) for key in ("structural_cliques", "contextual")):
             from gnngmm.data.inject import inject_outliers
 
             data = inject_outliers(data, seed=self.seed, **self.inject)
+        data.raw_feature_norm = data.x.norm(dim=1)  # a baseline anomaly score, before normalising
+        data.x = normalize_features(data.x, self.feature_norm)
         deg = degree(data.edge_index[0], data.num_nodes) if data.edge_index.numel() else torch.zeros(data.num_nodes)
         isolated = int((deg == 0).sum())
         if isolated:
