@@ -92,30 +92,46 @@ def write_bic(output_dir: Path, rows: list[dict], chosen: int) -> None:
     plt.close(fig)
 
 
-def embedding_2d(z: torch.Tensor) -> torch.Tensor:
-    """2-D projection for pictures: PCA (always available)."""
+def embedding_2d(z: torch.Tensor, method: str = "pca", seed: int = 0) -> tuple[torch.Tensor, str]:
+    """2-D projection for pictures: PCA always; t-SNE (scikit-learn) or UMAP (umap-learn) when
+    asked for and installed, else PCA. Returns the points and the method used."""
+    if method == "umap":
+        try:
+            import umap
+
+            return torch.as_tensor(umap.UMAP(random_state=seed).fit_transform(z.numpy())), "UMAP"
+        except ImportError:
+            log.info("umap-learn is not installed: PCA picture instead")
+    if method == "tsne":
+        try:
+            from sklearn.manifold import TSNE
+
+            return torch.as_tensor(TSNE(random_state=seed, init="pca").fit_transform(z.numpy())), "t-SNE"
+        except ImportError:
+            log.info("scikit-learn is not installed: PCA picture instead")
     z = z.double() - z.double().mean(0)
     _, _, v = torch.linalg.svd(z, full_matrices=False)
-    return (z @ v[:2].T).float()
+    return (z @ v[:2].T).float(), "PCA"
 
 
-def save_pictures(output_dir: Path, module, data, final: dict) -> list[Path]:
+def save_pictures(output_dir: Path, module, data, final: dict, projection: str = "pca") -> list[Path]:
     """embedding.png (coloured by cluster, and by true label when known), cluster_sizes.png."""
     plt = _plt()
     with torch.no_grad():
         z = module.transform(module.embed(data).double()).cpu()
-    xy = embedding_2d(z)
-    if xy.shape[0] > 20000:
-        keep = torch.randperm(xy.shape[0], generator=torch.Generator().manual_seed(0))[:20000]
+    if z.shape[0] > 20000:  # pictures of a sample: the projection and the scatter stay fast
+        keep = torch.randperm(z.shape[0], generator=torch.Generator().manual_seed(0))[:20000]
     else:
-        keep = torch.arange(xy.shape[0])
+        keep = torch.arange(z.shape[0])
+    xy, method = embedding_2d(z[keep], projection)
+    xy = torch.zeros(z.shape[0], 2).index_copy_(0, keep, xy.float())
     panels = [("predicted cluster", final["pred"])]
     if getattr(data, "y", None) is not None:
         panels.append(("true label", data.y.cpu()))
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
     for ax, (title, colour) in zip(axes[0], panels):
         ax.scatter(xy[keep, 0], xy[keep, 1], c=colour[keep], s=3, cmap="tab20", linewidths=0)
-        ax.set_title(f"embedding (PCA) by {title}")
+        ax.set_title(f"embedding ({method}) by {title}")
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()

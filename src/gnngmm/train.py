@@ -137,7 +137,7 @@ def write_outputs(output_dir: Path, metrics: dict, final: dict, module, data, cf
     if final.get("bic_table"):
         reporting.write_bic(output_dir, final["bic_table"], final["k"])
     if cfg.get("save_pictures", True):
-        reporting.save_pictures(output_dir, module, data, final)
+        reporting.save_pictures(output_dir, module, data, final, cfg.get("picture_projection", "pca"))
     reporting.log_to_loggers(loggers, metrics, output_dir)
     line = "  ".join(f"{m.upper()} {metrics[m]:.4f}" for m in ("nmi", "ari", "acc", "auroc") if m in metrics)
     print(

@@ -1,0 +1,11 @@
+"""python scripts/summarize.py MULTIRUN_DIR [--out DIR]: mean ± std tables (Markdown, CSV) and an
+NMI/ARI bar chart from the metrics.json files of a Hydra multirun."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+from gnngmm.summary import main  # noqa: E402
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Sweeps and dashboards: multirun + summariser, Optuna preset, failing jobs, W&B pictures, notebook."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+
+from conftest import ROOT, SMALL, run_cli
+from gnngmm.summary import summarize
+from gnngmm.train import train
+
+LABEL_METRICS = {"nmi", "ari", "acc"}
+
+
+def multirun(tmp_path, mirror, *args):
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        ["train.py", "-m", *args, f"hydra.sweep.dir={sweep}", f"paths.data_dir={tmp_path}/data",
+         f"paths.mirror_dir={mirror}", *SMALL],
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sweep
+
+
+def test_grid_multirun_and_summary_means(tmp_path, mirror):
+    sweep = multirun(tmp_path, mirror, "encoder=gcn,sage", "seed=0,1")
+    rows = summarize(sweep)
+    assert [(r["encoder"], r["runs"]) for r in rows] == [("gcn", 2), ("sage", 2)]
+    for row in rows:
+        nmis = [json.loads(p.read_text())["nmi"] for p in sweep.glob("*/metrics.json")
+                if json.loads(p.read_text())["encoder"] == row["encoder"]]
+        assert row["nmi_mean"] == pytest.approx(statistics.fmean(nmis))
+        assert row["nmi_std"] == pytest.approx(statistics.stdev(nmis))
+    table = (sweep / "summary.md").read_text().splitlines()
+    assert table[2].startswith("| encoder | runs | nmi | ari | acc |")
+    assert table[4].startswith(f"| gcn | 2 | {rows[0]['nmi_mean']:.4f} ± {rows[0]['nmi_std']:.4f} |")
+    assert len(list(csv.DictReader(open(sweep / "summary.csv")))) == 2
+    assert (sweep / "summary.png").stat().st_size > 1000
+
+
+def test_a_failing_job_does_not_stop_the_multirun(tmp_path, mirror):
+    sweep = multirun(tmp_path, mirror, "gmm.k=7,0")
+    assert len(list(sweep.glob("*/metrics.json"))) == 1
+    failure = json.loads(next(sweep.glob("*/failure.json")).read_text())
+    assert failure["error"] == "InputError" and "gmm.k must be >= 1" in failure["message"]
+    summarize(sweep)
+    assert "1 failed job(s)" in (sweep / "summary.md").read_text()
+
+
+def test_optuna_preset_runs_trials_on_an_unsupervised_objective(tmp_path, mirror):
+    GlobalHydra.instance().clear()
+    with initialize_config_module("gnngmm.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["sweep=optuna"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    assert cfg.optimized_metric == "bic" and cfg.optimized_metric not in LABEL_METRICS
+    assert not LABEL_METRICS & {key.split(".")[-1] for key in cfg.hydra.sweeper.params}
+    sweep = multirun(tmp_path, mirror, "sweep=optuna", "hydra.sweeper.n_trials=2")
+    assert len(list(sweep.glob("*/metrics.json"))) == 2
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    bics = [json.loads(p.read_text())["bic"] for p in sweep.glob("*/metrics.json")]
+    assert best["best_value"] == pytest.approx(min(bics))
+
+
+def test_presets_compose():
+    GlobalHydra.instance().clear()
+    with initialize_config_module("gnngmm.conf", version_base="1.3"):
+        slurm = compose("train", overrides=["sweep=slurm"], return_hydra_config=True)
+        joblib = compose("train", overrides=["sweep=joblib"], return_hydra_config=True)
+        grid = compose("train", overrides=["sweep=encoders"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    assert "submitit" in slurm.hydra.launcher._target_ and slurm.trainer.accelerator == "gpu"
+    assert "joblib" in joblib.hydra.launcher._target_
+    assert grid.hydra.sweeper.params.encoder == "gcn,sage,gat" and grid.wandb_group == "sweep-encoders-cora"
+
+
+def test_offline_wandb_run_holds_pictures_and_tables(make_cfg, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    train(make_cfg("logger=wandb", "save_pictures=true", "gmm.k=auto", "gmm.k_range=[5,8]"))
+    run = next((tmp_path / "out" / "wandb").glob("offline-run-*"))
+    media = [p.name for p in run.rglob("*.png")]
+    assert any(name.startswith("embedding") for name in media), media
+    assert any(name.startswith("cluster_sizes") for name in media), media
+    assert any(name.startswith("bic") for name in media), media
+    assert list(run.rglob("*.table.json")), "prediction sample and BIC tables"
+    for name in ("embedding.png", "cluster_sizes.png", "bic.png"):
+        assert (tmp_path / "out" / name).exists()
+
+
+def test_quickstart_notebook_executes(tmp_path, mirror):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
+    os.environ["GNNGMM_NOTEBOOK_EPOCHS"] = "2"
+    os.environ["GNNGMM_MIRROR_DIR"] = str(mirror)
+    try:
+        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        os.environ.pop("GNNGMM_NOTEBOOK_EPOCHS")
+        os.environ.pop("GNNGMM_MIRROR_DIR")
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
