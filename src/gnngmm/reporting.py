@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 from pathlib import Path
 
 import torch
@@ -33,9 +32,10 @@ def write_rows(path: Path, rows: list[dict]) -> None:
             writer.writerow({k: row.get(k) for k in keys})
 
 
-def write_history(output_dir: Path, history: list[dict]) -> None:
-    rows = [{k: v for k, v in row.items() if k != "cluster_sizes"} for row in history]
-    write_rows(output_dir / "history.csv", rows)
+def write_history(path: Path, history: list[dict]) -> None:
+    """One row per epoch-end refit (cluster sizes as a ``;``-joined column)."""
+    rows = [{**row, "cluster_sizes": ";".join(map(str, row.get("cluster_sizes", [])))} for row in history]
+    write_rows(Path(path), rows)
 
 
 @torch.no_grad()
@@ -150,14 +150,11 @@ def save_pictures(output_dir: Path, module, data, final: dict, projection: str =
 
 
 def log_to_loggers(loggers: list, metrics: dict, output_dir: Path) -> None:
-    """Final metrics to every logger; pictures and a prediction sample to W&B."""
-    scalars = {f"final/{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    """Final metrics, pictures and a prediction sample to W&B (the CSV logger keeps the
+    per-epoch curves; the final numbers are in metrics.json)."""
     for logger in loggers:
         if type(logger).__name__ == "WandbLogger":
             _log_wandb(logger, metrics, output_dir)
-        else:
-            logger.log_metrics({k: v for k, v in scalars.items() if math.isfinite(v)})
-            logger.save()
 
 
 def _log_wandb(logger, metrics: dict, output_dir: Path) -> None:

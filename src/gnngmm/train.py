@@ -88,7 +88,7 @@ def train(cfg: DictConfig) -> dict:
     module = build_module(cfg, datamodule.num_features, k or int(k_range[0]))
     module.run_config = resolved_config(cfg)
     loggers = build_loggers(cfg)
-    callbacks = [EMRefit(cfg.gmm.refit_every_n_epochs, cfg.gmm.refit_max_iter, k_range)]
+    callbacks = [EMRefit(cfg.gmm.refit_every_n_epochs, cfg.gmm.refit_max_iter, k_range, output_dir / "history.csv")]
     callbacks += [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
@@ -116,8 +116,13 @@ def train(cfg: DictConfig) -> dict:
             "train_seconds": round(train_seconds, 3),
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "num_nodes": int(data.num_nodes),
+            "num_edges": int(data.edge_index.shape[1] // 2),
             "cluster_sizes": final["cluster_sizes"],
         }
+        if module.history:
+            for key, name in (("time/epoch_seconds", "epoch_seconds"), ("time/em_refit_seconds", "em_seconds")):
+                values = [row[key] for row in module.history if key in row]
+                metrics[name] = round(sum(values) / len(values), 4) if values else None
         if getattr(data, "outlier", None) is not None:
             metrics.update(anomaly_report(module, data, cfg.get("anomaly_score", "nll")))
         if trainer.is_global_zero:
@@ -132,7 +137,6 @@ def write_outputs(output_dir: Path, metrics: dict, final: dict, module, data, cf
     from gnngmm import reporting
 
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    reporting.write_history(output_dir, module.history)
     reporting.write_predictions(output_dir, module, data)
     if final.get("bic_table"):
         reporting.write_bic(output_dir, final["bic_table"], final["k"])

@@ -11,6 +11,7 @@ same GMM. Labels, where present, are only reported.
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import contextmanager
 
 import torch
@@ -132,29 +133,50 @@ def refit(module, data, *, max_iter: int, fresh_inits: int = 0, k_range=None, co
     if candidates:
         gmm.load_state_dict(max(candidates, key=lambda s: s["lower_bound_"]))
     gmm.to(z_local.device)
+    check_ranks_agree(gmm, comm)
     module.resp = gmm.predict_proba(z_local)
     result = _summarise(gmm, z_all, z_local, data)
     result["bic_table"] = bic_table
     return result
 
 
+def check_ranks_agree(gmm: GaussianMixture, comm) -> None:
+    """Under DDP every rank must hold the same mixture; a mismatch is a bug, not noise."""
+    if comm.world_size == 1:
+        return
+    flat = torch.cat([gmm.weights_.reshape(-1), gmm.means_.reshape(-1), gmm.covariances_.reshape(-1)])
+    spread = (comm.all_reduce_sum(flat) / comm.world_size - flat).abs().max()
+    disagree = comm.all_reduce_sum((spread > 1e-9 * flat.abs().max().clamp_min(1.0)).double().reshape(1))
+    if float(disagree) > 0:
+        raise RuntimeError(f"GMM parameters differ across DDP ranks (max deviation {float(spread):.3g})")
+
+
 class EMRefit(Callback):
     """Refit the GMM by EM at the end of every ``every_n_epochs``-th training epoch and log
     ``gmm/log_likelihood``, ``gmm/bic``, cluster sizes and (reported only) nmi/ari/acc."""
 
-    def __init__(self, every_n_epochs: int = 1, max_iter: int = 20, k_range=None):
+    def __init__(self, every_n_epochs: int = 1, max_iter: int = 20, k_range=None, history_path=None):
         self.every_n_epochs = max(1, int(every_n_epochs))
         self.max_iter = max_iter
         self.k_range = k_range
+        self.history_path = history_path  # history.csv, rewritten by rank 0 after every refit
+        self._epoch_start = None
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._epoch_start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epoch = trainer.current_epoch
+        epoch_seconds = time.perf_counter() - (self._epoch_start or time.perf_counter())
         last = epoch + 1 >= (trainer.max_epochs or 0)
         if (epoch + 1) % self.every_n_epochs and not last:
             return
+        start = time.perf_counter()
         result = refit(pl_module, trainer.datamodule.data, max_iter=self.max_iter, k_range=self.k_range)
         sizes = result["cluster_sizes"]
         metrics = {
+            "time/epoch_seconds": epoch_seconds,
+            "time/em_refit_seconds": time.perf_counter() - start,
             "gmm/log_likelihood": result["log_likelihood"],
             "gmm/bic": result["bic"],
             "gmm/k": float(result["k"]),
@@ -166,3 +188,7 @@ class EMRefit(Callback):
                 metrics[name] = result[name]
         pl_module.log_dict(metrics, on_step=False, on_epoch=True, batch_size=1, rank_zero_only=True)
         pl_module.history.append({"epoch": epoch, "cluster_sizes": sizes, **metrics})
+        if self.history_path is not None and trainer.is_global_zero:
+            from gnngmm.reporting import write_history
+
+            write_history(self.history_path, pl_module.history)

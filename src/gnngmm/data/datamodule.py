@@ -19,11 +19,37 @@ from gnngmm.data.transforms import normalize_features
 
 log = logging.getLogger(__name__)
 
-LOADERS = ("full", "random_nodes", "neighbor")
+LOADERS = ("full", "random_nodes", "neighbor", "nodes")
+PRECOMPUTE = ("none", "sign", "ssgc")
 
 
 def _first(batch):
     return batch[0]
+
+
+class NodeBatches:
+    """Collate node ids into a feature-only ``Data`` (no edges): for pre-propagated features,
+    where the graph has already been folded into ``x`` and an MLP encoder needs no neighbours."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __call__(self, ids):
+        ids = torch.as_tensor(ids)
+        return Data(x=self.x[ids], edge_index=torch.zeros(2, 0, dtype=torch.long), num_nodes=len(ids), n_id=ids)
+
+
+def precompute_features(x, edge_index, hops: int, mode: str):
+    """``sign``: ``[x, Sx, ..., S^hops x]`` side by side (SIGN); ``ssgc``: their average. Sparse
+    products in plain PyTorch, chunked by rows: no sampler, no compiled extension."""
+    from gnngmm.encoders.propagation import normalized_adjacency, propagate
+
+    adj = normalized_adjacency(edge_index, x.shape[0])
+    parts, h = [x], x
+    for _ in range(hops):
+        h = propagate(adj, h)
+        parts.append(h)
+    return torch.cat(parts, dim=1) if mode == "sign" else torch.stack(parts).mean(0)
 
 
 class GraphDataModule(L.LightningDataModule):
@@ -40,9 +66,12 @@ class GraphDataModule(L.LightningDataModule):
         num_neighbors: list[int] | None = None,
         num_workers: int = 0,
         inject: dict | None = None,
+        precompute: str = "none",
+        precompute_hops: int = 2,
+        planted: dict | None = None,
+        num_classes: int | None = None,
         seed: int = 0,
         data: Data | None = None,
-        **_ignored,
     ):
         super().__init__()
         if loader not in LOADERS:
@@ -60,18 +89,33 @@ class GraphDataModule(L.LightningDataModule):
         self.num_neighbors = list(num_neighbors or [10, 10])
         self.num_workers = num_workers
         self.inject = dict(inject or {})
+        if precompute not in PRECOMPUTE:
+            from gnngmm.errors import InputError
+
+            raise InputError(f"data.precompute={precompute!r} is not one of {', '.join(PRECOMPUTE)}")
+        self.precompute, self.precompute_hops = precompute, precompute_hops
+        self.planted = dict(planted or {})
+        self.num_classes = num_classes
         self.seed = seed
         self.data = data
 
     def prepare_data(self) -> None:  # download / copy once, on one process
-        if self.data is None:
+        if self.data is None and self.name != "planted":
             load_dataset(self.name, self.data_dir, self.mirror_dir, self.download)
+
+    def _load(self) -> Data:
+        if self.data is not None:
+            return self.data
+        if self.name == "planted":  # generated on the fly: any size, known blocks
+            from gnngmm.data.synthetic import planted_partition
+
+            return planted_partition(seed=self.seed, **self.planted)
+        return load_dataset(self.name, self.data_dir, self.mirror_dir, self.download)
 
     def setup(self, stage: str | None = None) -> None:
         if self.data is not None and getattr(self.data, "_gnngmm_ready", False):
             return
-        data = self.data if self.data is not None else load_dataset(self.name, self.data_dir, self.mirror_dir, self.download)
-        data = validate_graph(data, self.name)
+        data = validate_graph(self._load(), self.name)
         if data.edge_index.numel():
             data.edge_index = to_undirected(data.edge_index, num_nodes=data.num_nodes)
         if any(self.inject.get(key, 0) for key in ("structural_cliques", "contextual")):
@@ -80,6 +124,8 @@ class GraphDataModule(L.LightningDataModule):
             data = inject_outliers(data, seed=self.seed, **self.inject)
         data.raw_feature_norm = data.x.norm(dim=1)  # a baseline anomaly score, before normalising
         data.x = normalize_features(data.x, self.feature_norm)
+        if self.precompute != "none" and self.precompute_hops > 0:
+            data.x = precompute_features(data.x, data.edge_index, self.precompute_hops, self.precompute)
         deg = degree(data.edge_index[0], data.num_nodes) if data.edge_index.numel() else torch.zeros(data.num_nodes)
         isolated = int((deg == 0).sum())
         if isolated:
@@ -96,12 +142,25 @@ class GraphDataModule(L.LightningDataModule):
         if self.loader == "full":
             return DataLoader([self.data], batch_size=1, collate_fn=_first)
         generator = torch.Generator().manual_seed(self.seed)
+        if self.loader == "nodes":
+            return DataLoader(
+                range(self.data.num_nodes), batch_size=self.batch_size, shuffle=True, generator=generator,
+                collate_fn=NodeBatches(self.data.x), num_workers=self.num_workers,
+            )
         if self.loader == "random_nodes":
             from torch_geometric.loader import RandomNodeLoader
 
             return RandomNodeLoader(self.data, num_parts=self.num_parts, shuffle=True, num_workers=self.num_workers, generator=generator)
         from torch_geometric.loader import NeighborLoader
+        from torch_geometric.typing import WITH_PYG_LIB, WITH_TORCH_SPARSE
 
+        if not (WITH_PYG_LIB or WITH_TORCH_SPARSE):
+            from gnngmm.errors import InputError
+
+            raise InputError(
+                "data.loader=neighbor needs pyg-lib or torch-sparse (see README, 'Big graphs'); "
+                "data.loader=random_nodes or data.precompute=sign with data.loader=nodes need neither"
+            )
         return NeighborLoader(
             self.data, num_neighbors=self.num_neighbors, batch_size=self.batch_size, shuffle=True,
             num_workers=self.num_workers, generator=generator,

@@ -82,9 +82,10 @@ class MLPEncoder(nn.Module):
         act: str = "prelu",
         norm: str | None = None,
         out_act: str | None = "prelu",
+        arch: str = "mlp",
     ):
         super().__init__()
-        self.arch = "mlp"
+        self.arch = arch
         self.mlp = MLP(
             in_channels=in_channels, hidden_channels=hidden_channels, out_channels=out_channels,
             num_layers=num_layers, dropout=dropout, act=act, norm=norm,
