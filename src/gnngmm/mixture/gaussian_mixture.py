@@ -435,11 +435,14 @@ class GaussianMixture:
         return torch.device("cpu")
 
     def _default_chunk(self, d: int) -> int:
+        """Rows per chunk so that the per-chunk temporaries stay near 256 MB."""
         if self.chunk_size:
             return int(self.chunk_size)
-        # bytes per row of the largest per-chunk temporaries: (n, K, d) tensors, or the
-        # quadratic features (n, d(d+1)/2) and their products
-        per_row = 8 * 4 * max(1, self.n_components) * max(1, d) + 8 * 3 * d * (d + 1) // 2
+        k = max(1, self.n_components)
+        if self.covariance_type == "full" and (self.gram if self.gram is not None else d <= MAX_GRAM_FEATURES):
+            per_row = 12 * d * (d + 1) // 2 + 8 * 6 * k  # quadratic features (float32 + float64)
+        else:
+            per_row = 8 * 4 * k * max(1, d)  # (n, K, d) tensors
         return int(min(65536, max(256, (256 * 2**20) // per_row)))
 
     def _to_compute(self, X) -> Tensor:

@@ -78,8 +78,11 @@ class FullCovarianceStep:
             x32 = xc.float()
             q32 = quadratic_features(x32, self.offsets)
             approx = self.const - 0.5 * ((self.w32 @ q32).T - 2.0 * (x32 @ self.b32.T) + self.c32).double()
+            # |q(x)|^2 = sum_{i<=j} x_i^2 x_j^2 = ((sum x_i^2)^2 + sum x_i^4) / 2: O(d), not O(d^2)
+            sq = xc.square()
+            q_norm = (0.5 * (sq.sum(1).square() + sq.square().sum(1))).sqrt()
             err = 0.5 * (
-                q32.norm(dim=0).double()[:, None] * self.gamma_q
+                q_norm[:, None] * self.gamma_q
                 + xc.norm(dim=1)[:, None] * self.gamma_x
                 + self.gamma_c
             )
