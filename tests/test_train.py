@@ -98,12 +98,15 @@ def test_missing_data_without_network_names_dataset_and_dirs(make_cfg, tmp_path,
     assert "'cora'" in message and str(tmp_path / "data") in message and "no-mirror" in message
 
 
-def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path):
-    common = [f"hydra.run.dir={tmp_path}/run", f"paths.data_dir={tmp_path}/data", "logger=none"]
+def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, mirror):
+    common = [f"hydra.run.dir={tmp_path}/run", f"paths.data_dir={tmp_path}/data", f"paths.mirror_dir={mirror}", "logger=none"]
     result = run_cli(["train.py", "gmm.k=0", *common], cwd=ROOT)
     assert result.returncode == 2
     assert "gnngmm: error: gmm.k must be >= 1, got 0" in result.stderr
     assert "Traceback" not in result.stderr
+    too_many = run_cli(["train.py", "gmm.k=561", *common], cwd=ROOT)
+    assert too_many.returncode == 2
+    assert "gnngmm: error: gmm.k=561 exceeds the number of nodes (560)" in too_many.stderr
     unknown = run_cli(["train.py", "data=nope", *common], cwd=ROOT)
     assert unknown.returncode != 0
     assert "Could not find 'data/nope'" in unknown.stderr and "cora" in unknown.stderr

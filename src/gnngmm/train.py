@@ -32,15 +32,16 @@ from gnngmm.module import GNNGMM
 log = logging.getLogger("gnngmm")
 
 
-def resolve_k(k, num_nodes: int) -> int | None:
-    """``gmm.k`` as an int (None for ``auto``), or an InputError naming the bad value."""
+def resolve_k(k, num_nodes: int | None = None) -> int | None:
+    """``gmm.k`` as an int (None for ``auto``), or an InputError naming the bad value. Without
+    ``num_nodes`` only the value itself is checked (before any data is loaded)."""
     if isinstance(k, str) and k.strip().lower() == "auto":
         return None
     if isinstance(k, bool) or not isinstance(k, int):
         raise InputError(f"gmm.k must be an integer >= 1 or 'auto', got {k!r}")
     if k < 1:
         raise InputError(f"gmm.k must be >= 1, got {k}")
-    if k > num_nodes:
+    if num_nodes is not None and k > num_nodes:
         raise InputError(f"gmm.k={k} exceeds the number of nodes ({num_nodes})")
     return k
 
@@ -76,6 +77,7 @@ def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    resolve_k(cfg.gmm.k)  # fail on a bad value before loading anything
 
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
