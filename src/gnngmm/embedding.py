@@ -26,8 +26,9 @@ def symmetric_eigh(matrix: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class EmbeddingTransform:
-    def __init__(self, pca_dim: int | None = None, standardize: bool = False, l2: bool = True):
+    def __init__(self, pca_dim: int | None = None, standardize: bool = False, l2: bool = True, center: bool = True):
         self.pca_dim = pca_dim
+        self.center = center  # False (no PCA): L2-normalise the raw output, as cosine losses see it
         self.standardize = standardize
         self.l2 = l2
         self.mean_: Tensor | None = None
@@ -41,7 +42,7 @@ class EmbeddingTransform:
     @torch.no_grad()
     def fit(self, h: Tensor) -> EmbeddingTransform:
         h = h.double()
-        self.mean_ = h.mean(0)
+        self.mean_ = h.mean(0) if self.center or self.pca_dim else torch.zeros_like(h[0])
         centred = h - self.mean_
         if self.pca_dim and self.pca_dim < h.shape[1]:
             cov = centred.T @ centred / max(1, h.shape[0] - 1)

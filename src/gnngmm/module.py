@@ -31,6 +31,8 @@ class GNNGMM(L.LightningModule):
         optimizer=None,
         gmm_loss_weight: float = 0.0,
         gmm_loss_start_epoch: int = 0,
+        gmm_loss_scale_free: bool = False,
+        gmm_loss_on: str = "clean",
         inference_chunk_size: int = 65536,
     ):
         super().__init__()
@@ -41,6 +43,14 @@ class GNNGMM(L.LightningModule):
         self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3)
         self.gmm_loss_weight = gmm_loss_weight
         self.gmm_loss_start_epoch = gmm_loss_start_epoch
+        # scale_free: weight * sigma^2 * NLL, sigma^2 the mixture's mean variance, so the pull toward
+        # the components does not depend on the embedding's scale (NLL ~ d^2 / (2 sigma^2)).
+        self.gmm_loss_scale_free = gmm_loss_scale_free
+        if gmm_loss_on not in ("clean", "views"):
+            from gnngmm.errors import InputError
+
+            raise InputError(f"gmm.loss_on={gmm_loss_on!r} is not one of clean, views")
+        self.gmm_loss_on = gmm_loss_on  # the clean embedding, or the mean over the augmented views
         self.inference_chunk_size = inference_chunk_size
         self.resp: Tensor | None = None  # this rank's responsibilities at the last refit
         self.history: list[dict] = []  # one row per refit: epoch, log-likelihood, BIC, (metrics)
@@ -67,11 +77,15 @@ class GNNGMM(L.LightningModule):
         self.log("train/ssl_loss", out.loss, on_step=False, on_epoch=True, batch_size=1)
         if self.gmm_term_active():
             self.gmm.to(self.device)
-            embedding = out.embedding
-            if embedding is None:
-                embedding = self.encoder(batch.x, batch.edge_index)[: seed_count(batch)]
-            nll = -self.gmm.score_samples(self.transform(embedding)).mean()
-            loss = loss + self.gmm_loss_weight * nll.to(loss.dtype)
+            if self.gmm_loss_on == "views" and out.views:
+                embeddings = out.views
+            elif out.embedding is not None:
+                embeddings = (out.embedding,)
+            else:
+                embeddings = (self.encoder(batch.x, batch.edge_index)[: seed_count(batch)],)
+            nll = sum(-self.gmm.score_samples(self.transform(e)).mean() for e in embeddings) / len(embeddings)
+            scale = self.gmm.mean_variance() if self.gmm_loss_scale_free else 1.0
+            loss = loss + self.gmm_loss_weight * scale * nll.to(loss.dtype)
             self.log("train/gmm_nll", nll, on_step=False, on_epoch=True, batch_size=1)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=1)
         return loss

@@ -50,7 +50,7 @@ def build_gmm(gcfg: DictConfig, k: int, seed: int) -> GaussianMixture:
     return GaussianMixture(
         k, covariance_type=gcfg.covariance_type, tol=gcfg.tol, reg_covar=gcfg.reg_covar,
         max_iter=gcfg.max_iter, n_init=gcfg.n_init, init_params=gcfg.init_params,
-        random_state=seed, min_component_size=gcfg.min_component_size,
+        random_state=seed, min_component_size=gcfg.min_component_size, kmeans_n_init=gcfg.kmeans_n_init,
     )
 
 
@@ -61,7 +61,8 @@ def build_module(cfg: DictConfig, num_features: int, k: int) -> GNNGMM:
     return GNNGMM(
         encoder, objective, build_gmm(cfg.gmm, k, cfg.seed), EmbeddingTransform(**cfg.gmm.embedding),
         optimizer=instantiate(cfg.optimizer), gmm_loss_weight=cfg.gmm.loss_weight,
-        gmm_loss_start_epoch=cfg.gmm.loss_start_epoch,
+        gmm_loss_start_epoch=cfg.gmm.loss_start_epoch, gmm_loss_scale_free=cfg.gmm.loss_scale_free,
+        gmm_loss_on=cfg.gmm.loss_on,
     )
 
 
@@ -90,7 +91,13 @@ def train(cfg: DictConfig) -> dict:
     module = build_module(cfg, datamodule.num_features, k or int(k_range[0]))
     module.run_config = resolved_config(cfg)
     loggers = build_loggers(cfg)
-    callbacks = [EMRefit(cfg.gmm.refit_every_n_epochs, cfg.gmm.refit_max_iter, k_range, output_dir / "history.csv")]
+    callbacks = [
+        EMRefit(
+            cfg.gmm.refit_every_n_epochs, cfg.gmm.refit_max_iter, k_range, output_dir / "history.csv",
+            loss_start_epoch=cfg.gmm.loss_start_epoch if cfg.gmm.loss_weight > 0 else None,
+            reseed_at_loss_start=cfg.gmm.reseed_at_loss_start,
+        )
+    ]
     callbacks += [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
@@ -102,7 +109,10 @@ def train(cfg: DictConfig) -> dict:
         else:
             module.to(trainer.strategy.root_device)
             log.info("encoder %s has nothing to train: fitting the GMM on its output directly", cfg.encoder.get("arch"))
-        final = refit(module, data, max_iter=cfg.gmm.max_iter, fresh_inits=cfg.gmm.n_init, k_range=k_range)
+        final = refit(
+            module, data, max_iter=cfg.gmm.max_iter, k_range=k_range,
+            fresh_inits=cfg.gmm.n_init if cfg.gmm.final_fresh_fit else 0,
+        )
         train_seconds = time.perf_counter() - start
         metrics = {
             "dataset": cfg.data.name,

@@ -86,7 +86,7 @@ def select_components(gmm: GaussianMixture, z_local: Tensor, k_range) -> tuple[G
         return GaussianMixture(
             k, covariance_type=gmm.covariance_type, tol=gmm.tol, reg_covar=gmm.reg_covar, max_iter=gmm.max_iter,
             n_init=gmm.n_init, init_params=gmm.init_params, random_state=gmm.random_state, comm=gmm.comm,
-            min_component_size=gmm.min_component_size,
+            min_component_size=gmm.min_component_size, kmeans_n_init=gmm.kmeans_n_init,
         )
 
     best, rows = select_k(z_local, ks, make)
@@ -94,13 +94,14 @@ def select_components(gmm: GaussianMixture, z_local: Tensor, k_range) -> tuple[G
     return best, rows
 
 
-def refit(module, data, *, max_iter: int, fresh_inits: int = 0, k_range=None, comm=None) -> dict:
+def refit(module, data, *, max_iter: int, fresh_inits: int = 0, warm: bool = True, k_range=None, comm=None) -> dict:
     """One EM refit of ``module.gmm`` on the current embedding; returns the summary dict.
 
-    Warm start: from ``module.resp`` when it matches, EM for up to ``max_iter`` iterations.
-    ``fresh_inits`` further k-means initialisations compete with it by lower bound (the final
-    refit uses ``gmm.n_init`` of them). With ``k_range`` (``gmm.k=auto``) and no fitted GMM yet,
-    K is chosen by BIC first.
+    Candidates: the warm start (one M-step from ``module.resp`` on the new embedding, then EM for
+    up to ``max_iter`` iterations) when ``warm`` and it matches, and a fresh fit with
+    ``fresh_inits`` initialisations (k-means, or ``init_params``); the best lower bound wins.
+    With no usable warm start a fresh fit always runs. With ``k_range`` (``gmm.k=auto``) and no
+    warm start or fresh initialisations requested, K is first chosen by BIC.
     """
     comm = comm or module.gmm.comm
     if comm.world_size == 1:
@@ -109,25 +110,24 @@ def refit(module, data, *, max_iter: int, fresh_inits: int = 0, k_range=None, co
     z_all, z_local = embed_for_gmm(module, data, comm)
     gmm = module.gmm
     bic_table = None
-    if k_range is not None and (module.resp is None or fresh_inits > 0):
+    warm = warm and module.resp is not None
+    if k_range is not None and (not warm or fresh_inits > 0):
         chosen, bic_table = select_components(gmm, z_local, k_range)
         gmm.n_components = chosen.n_components
-        for name in ("weights_", "means_", "covariances_", "precisions_cholesky_", "converged_", "n_iter_", "lower_bound_"):
-            setattr(gmm, name, getattr(chosen, name))
-        module.resp = None
+        gmm.load_state_dict(chosen.state_dict())
+        module.resp, warm, fresh_inits = None, False, 0
     candidates = []
-    warm = module.resp is not None and tuple(module.resp.shape) == (z_local.shape[0], gmm.n_components)
-    if warm:
+    if warm and tuple(module.resp.shape) == (z_local.shape[0], gmm.n_components):
         gmm.initialize_from_responsibilities(z_local, module.resp.to(z_local.device))
         with overrides(gmm, warm_start=True, max_iter=max_iter):
             gmm.fit(z_local)
         candidates.append(gmm.state_dict())
-    n_fresh = fresh_inits if warm else max(1, fresh_inits)
-    if n_fresh and bic_table is None:
+    if bic_table is None and (fresh_inits > 0 or not candidates):
         fresh = GaussianMixture(
             gmm.n_components, covariance_type=gmm.covariance_type, tol=gmm.tol, reg_covar=gmm.reg_covar,
-            max_iter=gmm.max_iter, n_init=n_fresh, init_params=gmm.init_params, random_state=gmm.random_state,
-            comm=comm, min_component_size=gmm.min_component_size,
+            max_iter=max_iter, n_init=max(1, fresh_inits), init_params=gmm.init_params,
+            random_state=gmm.random_state, comm=comm, min_component_size=gmm.min_component_size,
+            kmeans_n_init=gmm.kmeans_n_init,
         ).fit(z_local)
         candidates.append(fresh.state_dict())
     if candidates:
@@ -155,11 +155,18 @@ class EMRefit(Callback):
     """Refit the GMM by EM at the end of every ``every_n_epochs``-th training epoch and log
     ``gmm/log_likelihood``, ``gmm/bic``, cluster sizes and (reported only) nmi/ari/acc."""
 
-    def __init__(self, every_n_epochs: int = 1, max_iter: int = 20, k_range=None, history_path=None):
+    def __init__(
+        self, every_n_epochs: int = 1, max_iter: int = 20, k_range=None, history_path=None,
+        loss_start_epoch: int | None = None, reseed_at_loss_start: bool = False,
+    ):
         self.every_n_epochs = max(1, int(every_n_epochs))
         self.max_iter = max_iter
         self.k_range = k_range
         self.history_path = history_path  # history.csv, rewritten by rank 0 after every refit
+        # Once the GMM term is on, the mixture is refreshed after every epoch; with
+        # reseed_at_loss_start the refit just before it starts is fresh (basin by k-means inertia).
+        self.loss_start_epoch = loss_start_epoch
+        self.reseed_at_loss_start = reseed_at_loss_start
         self._epoch_start = None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
@@ -169,10 +176,15 @@ class EMRefit(Callback):
         epoch = trainer.current_epoch
         epoch_seconds = time.perf_counter() - (self._epoch_start or time.perf_counter())
         last = epoch + 1 >= (trainer.max_epochs or 0)
-        if (epoch + 1) % self.every_n_epochs and not last:
+        term_on = self.loss_start_epoch is not None and epoch + 1 >= self.loss_start_epoch
+        if (epoch + 1) % self.every_n_epochs and not last and not term_on:
             return
+        reseed = self.reseed_at_loss_start and self.loss_start_epoch is not None and epoch + 1 == self.loss_start_epoch
         start = time.perf_counter()
-        result = refit(pl_module, trainer.datamodule.data, max_iter=self.max_iter, k_range=self.k_range)
+        result = refit(
+            pl_module, trainer.datamodule.data, max_iter=self.max_iter, k_range=self.k_range,
+            warm=not reseed, fresh_inits=1 if reseed else 0,
+        )
         sizes = result["cluster_sizes"]
         metrics = {
             "time/epoch_seconds": epoch_seconds,

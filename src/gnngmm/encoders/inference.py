@@ -1,20 +1,18 @@
-"""Layer-wise full-graph inference for ``BasicGNN`` encoders, in chunks of destination nodes.
+"""Layer-wise full-graph inference for message-passing encoders (SAGE, GAT), in chunks of
+destination nodes.
 
 The EM refit needs every node's embedding. A plain forward pass on a big graph materialises
 per-edge messages (E x d) for the whole graph; here each layer is computed for all nodes before
-the next, chunk by chunk, so at most ``chunk`` destination nodes' edges carry messages at once
-(GCN needs none: it is a sparse matrix product). Needs no ``pyg-lib`` or ``torch-sparse``.
+the next, chunk by chunk, so at most ``chunk`` destination nodes' edges carry messages at once.
+(GCN needs none of this: it is a sparse matrix product.) Needs no ``pyg-lib`` or ``torch-sparse``.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch_geometric.nn import GATConv, GCNConv
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.nn import GATConv
 from torch_geometric.utils import add_remaining_self_loops, remove_self_loops
-
-from gnngmm.encoders.propagation import csr_adjacency, propagate
 
 
 def _dst_sorted(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
@@ -25,16 +23,6 @@ def _dst_sorted(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
     ptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=edge_index.device)
     ptr[1:] = torch.cumsum(counts, 0)
     return edges, ptr
-
-
-def _gcn_layer(conv: GCNConv, x: Tensor, edge_index: Tensor, chunk_size: int) -> Tensor:
-    n = x.shape[0]
-    if conv.normalize:
-        ei, w = gcn_norm(edge_index, None, n, conv.improved, conv.add_self_loops, conv.flow, x.dtype)
-    else:
-        ei, w = edge_index, torch.ones(edge_index.shape[1], dtype=x.dtype, device=x.device)
-    out = propagate(csr_adjacency(ei, w, n), conv.lin(x), chunk_size)
-    return out + conv.bias if conv.bias is not None else out
 
 
 def _chunked_layer(conv, x: Tensor, edge_index: Tensor, chunk_size: int) -> Tensor:
@@ -60,26 +48,18 @@ def _chunked_layer(conv, x: Tensor, edge_index: Tensor, chunk_size: int) -> Tens
 
 @torch.no_grad()
 def layerwise_embedding(encoder, x: Tensor, edge_index: Tensor, chunk_size: int = 65536) -> Tensor:
-    """Equals ``encoder(x, edge_index)`` in eval mode (to float round-off)."""
+    """Equals ``encoder(x, edge_index)`` in eval mode (to float round-off); call it in eval mode."""
     gnn = encoder.gnn
     if gnn.jk_mode is not None:
         raise NotImplementedError("layer-wise inference supports jk=None only")
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        for i, (conv, norm) in enumerate(zip(gnn.convs, gnn.norms)):
-            if isinstance(conv, GCNConv):
-                x = _gcn_layer(conv, x, edge_index, chunk_size)
-            else:
-                x = _chunked_layer(conv, x, edge_index, chunk_size)
-            if i < gnn.num_layers - 1:
-                if gnn.act is not None and gnn.act_first:
-                    x = gnn.act(x)
-                x = norm(x)
-                if gnn.act is not None and not gnn.act_first:
-                    x = gnn.act(x)
-        if hasattr(gnn, "lin"):
-            x = gnn.lin(x)
-        return encoder.out_act(x)
-    finally:
-        encoder.train(was_training)
+    for i, (conv, norm) in enumerate(zip(gnn.convs, gnn.norms)):
+        x = _chunked_layer(conv, x, edge_index, chunk_size)
+        if i < gnn.num_layers - 1:
+            if gnn.act is not None and gnn.act_first:
+                x = gnn.act(x)
+            x = norm(x)
+            if gnn.act is not None and not gnn.act_first:
+                x = gnn.act(x)
+    if hasattr(gnn, "lin"):
+        x = gnn.lin(x)
+    return encoder.out_act(x)

@@ -21,8 +21,10 @@ class SGCEncoder(nn.Module):
         self.k, self.alpha, self.average = k, alpha, average
         self.out_channels = in_channels
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
-        return self.full_graph_embedding(x, edge_index)
+    def forward(self, x: Tensor, edge_index: Tensor, edge_mask=None, feature_mask=None) -> Tensor:
+        if edge_mask is not None:
+            edge_index = edge_index[:, edge_mask]
+        return self.full_graph_embedding(x if feature_mask is None else x * feature_mask, edge_index)
 
     @torch.no_grad()
     def full_graph_embedding(self, x: Tensor, edge_index: Tensor, chunk_size: int = 65536) -> Tensor:

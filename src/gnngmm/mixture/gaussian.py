@@ -13,7 +13,10 @@ import math
 import torch
 from torch import Tensor
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")  # scikit-learn's
+# One variance shared by all components and dimensions: soft k-means with learned weights. Stored
+# and evaluated like "spherical" (a (K,) vector, all entries equal); only the M-step differs.
+EXTRA_COVARIANCE_TYPES = ("isotropic",)
 
 
 class GMMNumericalError(ValueError):
@@ -21,10 +24,9 @@ class GMMNumericalError(ValueError):
 
 
 def check_covariance_type(covariance_type: str) -> str:
-    if covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(
-            f"covariance_type={covariance_type!r} is not one of {', '.join(COVARIANCE_TYPES)}"
-        )
+    known = COVARIANCE_TYPES + EXTRA_COVARIANCE_TYPES
+    if covariance_type not in known:
+        raise ValueError(f"covariance_type={covariance_type!r} is not one of {', '.join(known)}")
     return covariance_type
 
 

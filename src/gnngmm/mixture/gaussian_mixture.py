@@ -72,6 +72,7 @@ class GaussianMixture:
         seeding_sample_size: int = 100_000,
         gram: bool | None = None,
         screen: bool = True,
+        kmeans_n_init: int = 1,
     ):
         if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) or n_components < 1:
             raise ValueError(f"n_components (gmm.k) must be an integer >= 1, got {n_components!r}")
@@ -102,6 +103,7 @@ class GaussianMixture:
         self.seeding_sample_size = seeding_sample_size
         self.gram = gram  # full covariances through quadratic features; None: when d <= 128
         self.screen = screen  # float32 screening of negligible (row, component) pairs, K > 8
+        self.kmeans_n_init = max(1, int(kmeans_n_init))  # k-means restarts inside the kmeans init
         self.n_reseeded_ = 0
         self._generator = None
 
@@ -222,8 +224,17 @@ class GaussianMixture:
             "diag": k * d,
             "tied": d * (d + 1) / 2.0,
             "spherical": k,
+            "isotropic": 1,
         }[self.covariance_type]
         return int(cov + d * k + k - 1)
+
+    def mean_variance(self) -> float:
+        """Average variance per dimension over components: the mixture's length scale squared."""
+        self._check_fitted()
+        cov = self.covariances_
+        if self.covariance_type in ("full", "tied"):
+            cov = cov.diagonal(dim1=-2, dim2=-1)
+        return float(cov.mean())
 
     @property
     def precisions_(self) -> Tensor:
@@ -368,7 +379,7 @@ class GaussianMixture:
         if self.means_init is not None:
             self.means_ = self._param(self.means_init, (k, d), "means_init", device)
         if self.precisions_init is not None:
-            shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[self.covariance_type]
+            shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d)}.get(self.covariance_type, (k,))
             precisions = self._param(self.precisions_init, shape, "precisions_init", device)
             self.precisions_cholesky_ = precision_cholesky_from_precisions(precisions, self.covariance_type)
             self.covariances_ = covariances_from_precision_cholesky(self.precisions_cholesky_, self.covariance_type)
@@ -405,7 +416,12 @@ class GaussianMixture:
                 sx=torch.zeros_like(seeds), sxx=seeds.new_zeros(sxx_shape),
             )
             return stats, seeds
-        centers = km.lloyd(chunks, seeds, self.comm)
+        centers, inertia = km.lloyd(chunks, seeds, self.comm)
+        for _ in range(self.kmeans_n_init - 1):  # more k-means restarts: keep the lowest inertia
+            seeds = sample[km.kmeans_plusplus(sample, k, generator)]
+            other, other_inertia = km.lloyd(chunks, seeds, self.comm)
+            if other_inertia < inertia:
+                centers, inertia = other, other_inertia
         shift = centers if self.covariance_type != "tied" else centers.mean(0).expand_as(centers)
         resp = [torch.nn.functional.one_hot(km.assign(x, centers), k).to(x.dtype) for x in chunks]
         return self._resp_stats(chunks, resp, shift), shift

@@ -72,9 +72,10 @@ def lloyd(
     comm: Communicator = LOCAL,
     max_iter: int = 300,
     tol: float = 1e-4,
-) -> Tensor:
+) -> tuple[Tensor, float]:
     """Lloyd iterations from ``centers`` until the centre shift falls below ``tol`` times the
-    mean feature variance (scikit-learn's rule). Empty clusters keep their previous centre."""
+    mean feature variance (scikit-learn's rule). Empty clusters keep their previous centre.
+    Returns the centres and the inertia (sum of squared distances) of the last assignment."""
     k, d = centers.shape
     dtype = centers.dtype
     total = comm.all_reduce_sum(
@@ -87,15 +88,19 @@ def lloyd(
     for _ in range(max_iter):
         sums = centers.new_zeros(k, d)
         counts = centers.new_zeros(k)
+        inertia = centers.new_zeros(1)
         for c in chunks:
-            labels = assign(c, centers)
+            d2 = squared_distances(c, centers)
+            best, labels = d2.min(1)
+            inertia += best.sum()
             sums.index_add_(0, labels, c)
             counts += torch.bincount(labels, minlength=k).to(dtype)
         sums = comm.all_reduce_sum(sums)
         counts = comm.all_reduce_sum(counts)
+        inertia = comm.all_reduce_sum(inertia)
         new = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centers)
         shift = float((new - centers).square().sum())
         centers = new
         if shift <= tol_abs:
             break
-    return centers
+    return centers, float(inertia)

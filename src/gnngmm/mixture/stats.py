@@ -90,8 +90,11 @@ def m_step(
         cov = add_to_diagonal(cov / nk.sum(), reg_covar)
         cov = 0.5 * (cov + cov.T)
     else:
-        var = (stats.sxx - 2.0 * sx * dev + n[:, None] * dev.square()) / nk[:, None]
-        cov = var + reg_covar
+        total = (stats.sxx - 2.0 * sx * dev + n[:, None] * dev.square()).clamp_min(0.0)
+        if covariance_type == "isotropic":  # one variance: all squared deviations / (N d)
+            shared = total.sum() / (nk.sum() * total.shape[1]) + reg_covar
+            return nk, means, shared.expand(nk.shape[0]).clone()
+        cov = total / nk[:, None] + reg_covar
         if covariance_type == "spherical":
             cov = cov.mean(1)
     return nk, means, cov

@@ -5,5 +5,6 @@ from gnngmm.objectives.cca_ssg import CCASSG
 from gnngmm.objectives.dgi import DGI
 from gnngmm.objectives.gae import GAE
 from gnngmm.objectives.grace import GRACE
+from gnngmm.objectives.ns4gc import NS4GC
 
-__all__ = ["CCASSG", "DGI", "GAE", "GRACE", "Objective", "ObjectiveOutput"]
+__all__ = ["CCASSG", "DGI", "GAE", "GRACE", "NS4GC", "Objective", "ObjectiveOutput"]

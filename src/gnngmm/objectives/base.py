@@ -1,9 +1,15 @@
-"""What every self-supervised objective returns; objectives know encoders, not Hydra or the GMM."""
+"""What every self-supervised objective returns, and the augmentations they share.
+
+Objectives know encoders, not Hydra or the GMM. Augmentations are masks the encoder applies
+(``edge_mask`` over edges, ``feature_mask`` over input features), so no augmented copy of the
+graph or the feature matrix is built per step.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 
@@ -12,7 +18,9 @@ class ObjectiveOutput:
     loss: Tensor  # the self-supervised loss (scalar)
     # The clean-view embedding of the batch's seed nodes when the objective computed it anyway;
     # None lets the module run the clean forward pass only when the GMM term needs it.
-    embedding: Tensor | None
+    embedding: Tensor | None = None
+    # Embeddings of the augmented views (seed nodes), for a GMM term on the views.
+    views: tuple[Tensor, ...] = ()
 
 
 class Objective(nn.Module):
@@ -27,3 +35,23 @@ class Objective(nn.Module):
 def seed_count(batch) -> int:
     size = getattr(batch, "batch_size", None)
     return int(size) if size is not None else int(batch.num_nodes)
+
+
+def edge_mask(batch, p: float) -> Tensor | None:
+    """Keep each edge with probability ``1 - p`` (None: keep all)."""
+    if p <= 0 or batch.edge_index.shape[1] == 0:
+        return None
+    return torch.rand(batch.edge_index.shape[1], device=batch.edge_index.device) >= p
+
+
+def feature_mask(batch, p: float) -> Tensor | None:
+    """Zero each feature column with probability ``p`` (None: keep all)."""
+    if p <= 0:
+        return None
+    return (torch.rand(batch.x.shape[1], device=batch.x.device) >= p).to(batch.x.dtype)
+
+
+def augmented_view(encoder, batch, drop_edge: float, drop_feature: float) -> Tensor:
+    """The encoder's output on one random view (all nodes of the batch)."""
+    return encoder(batch.x, batch.edge_index, edge_mask=edge_mask(batch, drop_edge),
+                   feature_mask=feature_mask(batch, drop_feature))

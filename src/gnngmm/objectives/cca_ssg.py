@@ -5,10 +5,8 @@ decorrelation term is what keeps the embedding from collapsing under the GMM ter
 from __future__ import annotations
 
 import torch
-from torch_geometric.utils import dropout_edge
 
-from gnngmm.objectives.base import Objective, ObjectiveOutput, seed_count
-from gnngmm.objectives.grace import mask_features
+from gnngmm.objectives.base import Objective, ObjectiveOutput, augmented_view, seed_count
 
 
 def standardize(z: torch.Tensor) -> torch.Tensor:
@@ -31,12 +29,9 @@ class CCASSG(Objective):
 
     def forward(self, encoder, batch) -> ObjectiveOutput:
         n = seed_count(batch)
-        views = []
-        for pe, pf in zip(self.drop_edge, self.drop_feature):
-            edges = dropout_edge(batch.edge_index, p=pe)[0] if pe > 0 else batch.edge_index
-            views.append(standardize(encoder(mask_features(batch.x, pf), edges)[:n]))
-        z1, z2 = views
+        views = [augmented_view(encoder, batch, pe, pf)[:n] for pe, pf in zip(self.drop_edge, self.drop_feature)]
+        z1, z2 = (standardize(v) for v in views)
         eye = torch.eye(z1.shape[1], device=z1.device, dtype=z1.dtype)
         invariance = (z1 - z2).square().sum()
         decorrelation = (z1.T @ z1 - eye).square().sum() + (z2.T @ z2 - eye).square().sum()
-        return ObjectiveOutput(invariance + self.lam * decorrelation, None)
+        return ObjectiveOutput(invariance + self.lam * decorrelation, views=tuple(views))

@@ -6,16 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch_geometric.utils import dropout_edge
 
-from gnngmm.objectives.base import Objective, ObjectiveOutput, seed_count
-
-
-def mask_features(x, p: float):
-    if p <= 0:
-        return x
-    keep = torch.rand(x.shape[1], device=x.device) >= p
-    return x * keep
+from gnngmm.objectives.base import Objective, ObjectiveOutput, augmented_view, seed_count
 
 
 def info_nce(h1, h2, tau: float, max_nodes: int | None = None):
@@ -49,8 +41,6 @@ class GRACE(Objective):
 
     def forward(self, encoder, batch) -> ObjectiveOutput:
         n = seed_count(batch)
-        views = []
-        for pe, pf in zip(self.drop_edge, self.drop_feature):
-            edges, _ = dropout_edge(batch.edge_index, p=pe)
-            views.append(self.proj(encoder(mask_features(batch.x, pf), edges)[:n]))
-        return ObjectiveOutput(info_nce(views[0], views[1], self.tau, self.max_nodes), None)
+        views = [augmented_view(encoder, batch, pe, pf)[:n] for pe, pf in zip(self.drop_edge, self.drop_feature)]
+        loss = info_nce(self.proj(views[0]), self.proj(views[1]), self.tau, self.max_nodes)
+        return ObjectiveOutput(loss, views=tuple(views))

@@ -1,0 +1,79 @@
+"""NS4GC (Liu et al., "Reliable node similarity matrix guided contrastive graph clustering",
+TKDE 2024): the cosine-similarity matrix between two augmented views should be 1 on the diagonal
+(a node and its other view), high between neighbours, and sparse elsewhere.
+
+``loss = -mean_i <z1_i, z2_i> - lam * mean_(i,j) in E <z1_i, z2_j>
+        + gam * mean_(i,j) not in E sigmoid((<z1_i, z2_j> - s) / tau)``
+
+with ``z`` the L2-normalised encoder outputs. The last term runs over all node pairs in chunks, or,
+with ``neg`` set, is estimated on a random ``neg x neg`` block of pairs per step (large graphs).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from gnngmm.objectives.base import Objective, ObjectiveOutput, augmented_view, seed_count
+
+
+class NS4GC(Objective):
+    def __init__(
+        self,
+        dim: int,
+        s: float = 0.6,
+        tau: float = 0.1,
+        lam: float = 1.0,
+        gam: float = 1.0,
+        drop_edge: tuple[float, float] = (0.3, 0.3),
+        drop_feature: tuple[float, float] = (0.2, 0.2),
+        neg: int | None = None,
+        chunk: int = 4096,
+    ):
+        super().__init__()
+        self.s, self.tau, self.lam, self.gam = s, tau, lam, gam
+        self.drop_edge, self.drop_feature = tuple(drop_edge), tuple(drop_feature)
+        self.neg, self.chunk = neg, chunk
+
+        self._adjacency_source = None
+        self._adjacency = None
+
+    def forward(self, encoder, batch) -> ObjectiveOutput:
+        n = seed_count(batch)
+        views = [augmented_view(encoder, batch, pe, pf)[:n] for pe, pf in zip(self.drop_edge, self.drop_feature)]
+        z1, z2 = (F.normalize(v, dim=1) for v in views)
+        adjacency, num_edges = self._binary_adjacency(batch.edge_index, n)
+        align = -(z1 * z2).sum(1).mean()
+        # sum over edges of <z1_i, z2_j> as one sparse product: no per-edge (E x d) gather
+        neighbour = -(z1 * (adjacency @ z2)).sum() / max(1, num_edges)
+        loss = align + self.lam * neighbour + self.gam * self._sparsity(z1, z2, batch.edge_index, n)
+        return ObjectiveOutput(loss, views=tuple(views))
+
+    def _binary_adjacency(self, edge_index, n):
+        """0/1 adjacency among the seed nodes as CSR, cached while the same edge tensor returns."""
+        if self._adjacency_source is not edge_index or self._adjacency.shape[0] != n:
+            src, dst = edge_index
+            inside = (src < n) & (dst < n)
+            ones = torch.ones(int(inside.sum()), device=edge_index.device)
+            coo = torch.sparse_coo_tensor(edge_index[:, inside], ones, (n, n), check_invariants=False)
+            self._adjacency = coo.coalesce().to_sparse_csr()
+            self._adjacency_source = edge_index
+        return self._adjacency, self._adjacency._nnz()
+
+    def _soft(self, sim):
+        return torch.sigmoid((sim - self.s) / self.tau)
+
+    def _sparsity(self, z1, z2, edge_index, n):
+        if self.neg is not None and self.neg < n:
+            rows = torch.randperm(n, device=z1.device)[: self.neg]
+            cols = torch.randperm(n, device=z1.device)[: self.neg]
+            block = self._soft(z1[rows] @ z2[cols].T)
+            same = rows[:, None] == cols[None, :]  # a node against its own other view: not a negative
+            return (block.sum() - block[same].sum()) / (block.numel() - int(same.sum()))
+        src, dst = edge_index
+        inside = (src < n) & (dst < n)
+        edge_sim = (z1[src[inside]] * z2[dst[inside]]).sum(1)
+        total = sum(self._soft(z1[i : i + self.chunk] @ z2.T).sum() for i in range(0, n, self.chunk))
+        diagonal = self._soft((z1 * z2).sum(1)).sum()
+        edges = self._soft(edge_sim).sum()
+        return (total - diagonal - edges) / max(1, n * n - n - edge_sim.numel())
