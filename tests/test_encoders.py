@@ -60,3 +60,35 @@ def test_sgc_is_training_free_and_smooths(graphs):
     src, dst = data.edge_index[:, same]
     # propagation pulls neighbours together
     assert (h[src] - h[dst]).norm(dim=1).mean() < (data.x[src] - data.x[dst]).norm(dim=1).mean()
+
+
+def test_gcn_normalisation_and_masks_match_pyg(graphs):
+    """GNNEncoder normalises GCN itself (fixed CSR structure, masks): same as PyG's gcn_norm."""
+    from torch_geometric.nn import GCN
+
+    data = graphs["fixture"]
+    torch.manual_seed(0)
+    ours = GNNEncoder(data.num_features, arch="gcn", hidden_channels=16, out_channels=8, num_layers=2, out_act=None)
+    reference = GCN(data.num_features, 16, 2, 8, act="prelu")
+    reference.load_state_dict(ours.gnn.state_dict())
+    torch.testing.assert_close(ours(data.x, data.edge_index), reference(data.x, data.edge_index), atol=1e-5, rtol=1e-4)
+    keep = torch.rand(data.edge_index.shape[1], generator=torch.Generator().manual_seed(1)) > 0.4
+    mask = (torch.rand(data.num_features, generator=torch.Generator().manual_seed(2)) > 0.3).float()
+    torch.testing.assert_close(
+        ours(data.x, data.edge_index, edge_mask=keep, feature_mask=mask),
+        reference(data.x * mask, data.edge_index[:, keep]), atol=1e-5, rtol=1e-4,
+    )
+
+
+def test_sparse_features_path_equals_dense(graphs):
+    data = graphs["fixture"]
+    x = torch.zeros(data.num_nodes, 400)
+    x[:, :48] = data.x  # 400 columns, ~1% non-zero: takes the CSR path
+    torch.manual_seed(0)
+    encoder = GNNEncoder(400, arch="gcn", hidden_channels=16, out_channels=8, num_layers=2, out_act=None)
+    sparse_out = encoder(x, data.edge_index)
+    assert encoder._x_sparse is not None, "the sparse path was taken"
+    dense_out = encoder.out_act(encoder.gnn(x, encoder._gcn_adjacency(data.edge_index, data.num_nodes).matrix()))
+    torch.testing.assert_close(sparse_out, dense_out, atol=1e-5, rtol=1e-4)
+    sparse_out.sum().backward()
+    assert encoder.gnn.convs[0].lin.weight.grad.abs().sum() > 0

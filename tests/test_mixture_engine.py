@@ -10,7 +10,16 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from gnngmm.mixture import COVARIANCE_TYPES, GaussianMixture, GMMNumericalError, TorchDistributed, select_k
+from gnngmm.mixture import (
+    COVARIANCE_TYPES,
+    EXTRA_COVARIANCE_TYPES,
+    GaussianMixture,
+    GMMNumericalError,
+    TorchDistributed,
+    select_k,
+)
+
+ALL_TYPES = COVARIANCE_TYPES + EXTRA_COVARIANCE_TYPES
 from gnngmm.mixture.gaussian import precision_cholesky
 
 
@@ -44,7 +53,7 @@ def run_distributed(x, kwargs, tmp_path, world=2):
     return dict(out)
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("covariance_type", ALL_TYPES)
 def test_distributed_em_equals_single_process(tmp_path, covariance_type):
     x, _ = blobs(400)
     init = GaussianMixture(3, covariance_type=covariance_type, random_state=0, max_iter=0).fit(x)
@@ -81,7 +90,7 @@ def assert_finite(gmm, x):
     torch.testing.assert_close(proba.sum(1), torch.ones(x.shape[0], dtype=proba.dtype))
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("covariance_type", ALL_TYPES)
 def test_duplicated_points_and_k_equal_to_distinct_points(covariance_type):
     distinct = torch.tensor([[0.0, 0.0], [5.0, 1.0], [1.0, 7.0], [9.0, 9.0], [-4.0, 3.0]], dtype=torch.float64)
     x = distinct.repeat_interleave(30, dim=0)
@@ -90,7 +99,7 @@ def test_duplicated_points_and_k_equal_to_distinct_points(covariance_type):
     assert sorted(torch.bincount(gmm.predict(x), minlength=5).tolist()) == [30] * 5
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("covariance_type", ALL_TYPES)
 def test_constant_feature(covariance_type):
     x, labels = blobs(300)
     x[:, 1] = 4.2
@@ -99,7 +108,7 @@ def test_constant_feature(covariance_type):
 
 
 @pytest.mark.parametrize("scale", [1e-9, 1e9])
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("covariance_type", ALL_TYPES)
 def test_huge_and_tiny_scales(scale, covariance_type):
     x, labels = blobs(300, scale=scale)
     gmm = GaussianMixture(3, covariance_type=covariance_type, random_state=0, reg_covar=1e-6 * scale**2).fit(x)
@@ -158,6 +167,39 @@ def test_bad_n_components(k):
 def test_more_components_than_samples():
     with pytest.raises(ValueError, match="gmm.k=11 exceeds the number of samples \\(10\\)"):
         GaussianMixture(11).fit(torch.randn(10, 2))
+
+
+# ---------------------------------------------------------------- isotropic (not in scikit-learn)
+def test_isotropic_em_matches_a_direct_implementation():
+    """One variance for every component and dimension: soft k-means with learned weights."""
+    x, _ = blobs(300, d=3)
+    means0 = x[:3].clone()
+    gmm = GaussianMixture(3, covariance_type="isotropic", means_init=means0, weights_init=[1 / 3] * 3,
+                          precisions_init=[1.0] * 3, max_iter=6, tol=0.0, reg_covar=1e-6).fit(x)
+    means, weights, var = means0, torch.full((3,), 1 / 3, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
+    for _ in range(6):
+        d2 = torch.cdist(x, means).square()
+        log_p = torch.log(weights) - 0.5 * (3 * torch.log(2 * torch.pi * var) + d2 / var)
+        resp = torch.softmax(log_p, 1)
+        nk = resp.sum(0) + 10 * torch.finfo(torch.float64).eps
+        means = resp.T @ x / nk[:, None]
+        var = (resp * torch.cdist(x, means).square()).sum() / (nk.sum() * 3) + 1e-6
+        weights = nk / nk.sum()
+    torch.testing.assert_close(gmm.means_, means, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(gmm.weights_, weights, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(gmm.covariances_, var.expand(3), rtol=1e-10, atol=1e-12)
+    assert gmm.n_parameters() == 3 * 3 + 2 + 1
+
+
+def test_kmeans_restarts_pick_the_lowest_inertia():
+    x, _ = blobs(600, d=2, k=5, seed=4)
+    one = GaussianMixture(5, covariance_type="isotropic", random_state=1, max_iter=0).fit(x)
+    many = GaussianMixture(5, covariance_type="isotropic", random_state=1, max_iter=0, kmeans_n_init=10).fit(x)
+
+    def inertia(g):
+        return float(torch.cdist(x, g.means_).square().min(1).values.sum())
+
+    assert inertia(many) <= inertia(one) + 1e-9
 
 
 # ---------------------------------------------------------------- K selection
