@@ -150,8 +150,12 @@ def test_resume_from_last_checkpoint_matches_uninterrupted_run(make_cfg, tmp_pat
     assert last.exists()
     resumed = train(make_cfg("trainer.max_epochs=4", f"ckpt_path={last}", f"paths.output_dir={tmp_path / 'resumed'}"))
     assert resumed["epochs"] == 4
+    # Same assignments exactly; continuous values to 1e-6: multithreaded float32 sparse products
+    # already differ in the last bits between two uninterrupted runs (about 1e-9 relative).
     for key in keys:
-        assert resumed[key] == pytest.approx(full[key], rel=1e-9), key
+        assert resumed[key] == pytest.approx(full[key], rel=1e-6), key
+    for key in ("cluster_sizes", "nmi", "ari", "acc"):
+        assert resumed[key] == full[key], key
     history = (tmp_path / "resumed" / "history.csv").read_text().splitlines()
     assert len(history) == 5, "the resumed run carries the per-epoch history of the first part"
 

@@ -55,6 +55,7 @@ class GNNGMM(L.LightningModule):
         self.resp: Tensor | None = None  # this rank's responsibilities at the last refit
         self.history: list[dict] = []  # one row per refit: epoch, log-likelihood, BIC, (metrics)
         self.run_config: dict | None = None  # the resolved run config, saved for predict.py
+        self.bic_table: list[dict] | None = None  # the last K selection by BIC (gmm.k=auto)
 
     @property
     def trainable(self) -> bool:
@@ -107,6 +108,7 @@ class GNNGMM(L.LightningModule):
             "transform": self.transform.state_dict() if self.transform.is_fitted else None,
             "resp": None if self.resp is None else self.resp.cpu(),
             "history": self.history,
+            "bic_table": self.bic_table,
             "config": self.run_config,
             "rng": rng_state(),
         }
@@ -121,6 +123,7 @@ class GNNGMM(L.LightningModule):
             self.transform.load_state_dict(state["transform"])
         self.resp = state["resp"]
         self.history = list(state["history"])
+        self.bic_table = state.get("bic_table")
         set_rng_state(state["rng"])
 
 

@@ -54,14 +54,21 @@ def build_gmm(gcfg: DictConfig, k: int, seed: int) -> GaussianMixture:
     )
 
 
-def build_module(cfg: DictConfig, num_features: int, k: int) -> GNNGMM:
+def gmm_loss_start(cfg: DictConfig) -> int:
+    """First epoch of the GMM term: ``gmm.loss_start_epoch``, or the last ``gmm.finetune_epochs``."""
+    if cfg.gmm.get("loss_start_epoch") is not None:
+        return int(cfg.gmm.loss_start_epoch)
+    return max(1, int(cfg.trainer.max_epochs) - int(cfg.gmm.finetune_epochs))
+
+
+def build_module(cfg: DictConfig, num_features: int, k: int, loss_start: int = 0) -> GNNGMM:
     """Encoder, objective, GMM and embedding transform as the config says (also used by predict)."""
     encoder = instantiate(cfg.encoder)(in_channels=num_features)
     objective = instantiate(cfg.objective)(dim=encoder.out_channels) if cfg.get("objective") else None
     return GNNGMM(
         encoder, objective, build_gmm(cfg.gmm, k, cfg.seed), EmbeddingTransform(**cfg.gmm.embedding),
         optimizer=instantiate(cfg.optimizer), gmm_loss_weight=cfg.gmm.loss_weight,
-        gmm_loss_start_epoch=cfg.gmm.loss_start_epoch, gmm_loss_scale_free=cfg.gmm.loss_scale_free,
+        gmm_loss_start_epoch=loss_start, gmm_loss_scale_free=cfg.gmm.loss_scale_free,
         gmm_loss_on=cfg.gmm.loss_on,
     )
 
@@ -88,13 +95,14 @@ def train(cfg: DictConfig) -> dict:
     if k_range is not None and int(k_range[0]) > data.num_nodes:
         raise InputError(f"gmm.k_range={k_range} starts above the number of nodes ({data.num_nodes})")
 
-    module = build_module(cfg, datamodule.num_features, k or int(k_range[0]))
+    loss_start = gmm_loss_start(cfg)
+    module = build_module(cfg, datamodule.num_features, k or int(k_range[0]), loss_start)
     module.run_config = resolved_config(cfg)
     loggers = build_loggers(cfg)
     callbacks = [
         EMRefit(
             cfg.gmm.refit_every_n_epochs, cfg.gmm.refit_max_iter, k_range, output_dir / "history.csv",
-            loss_start_epoch=cfg.gmm.loss_start_epoch if cfg.gmm.loss_weight > 0 else None,
+            loss_start_epoch=loss_start if cfg.gmm.loss_weight > 0 else None,
             reseed_at_loss_start=cfg.gmm.reseed_at_loss_start,
         )
     ]
@@ -150,8 +158,8 @@ def write_outputs(output_dir: Path, metrics: dict, final: dict, module, data, cf
 
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     reporting.write_predictions(output_dir, module, data)
-    if final.get("bic_table"):
-        reporting.write_bic(output_dir, final["bic_table"], final["k"])
+    if module.bic_table:
+        reporting.write_bic(output_dir, module.bic_table, final["k"])
     if cfg.get("save_pictures", True):
         reporting.save_pictures(output_dir, module, data, final, cfg.get("picture_projection", "pca"))
     reporting.log_to_loggers(loggers, metrics, output_dir)

@@ -113,6 +113,7 @@ def refit(module, data, *, max_iter: int, fresh_inits: int = 0, warm: bool = Tru
     warm = warm and module.resp is not None
     if k_range is not None and (not warm or fresh_inits > 0):
         chosen, bic_table = select_components(gmm, z_local, k_range)
+        module.bic_table = bic_table
         gmm.n_components = chosen.n_components
         gmm.load_state_dict(chosen.state_dict())
         module.resp, warm, fresh_inits = None, False, 0
