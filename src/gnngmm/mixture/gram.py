@@ -62,6 +62,7 @@ class FullCovarianceStep:
         self.c = (mu * self.b).sum(1)  # mu^T L mu
         self.const = -0.5 * d * math.log(2 * math.pi) + log_det_cholesky(prec_chol, "full", d) + log_weights
         self.screen = screen and k >= SCREEN_MIN_COMPONENTS
+        self.dense_before = False  # the previous chunk fell back: skip the screen (speed only)
         if self.screen:
             self.w32, self.b32, self.c32 = self.w.float(), self.b.float(), self.c.float()
             eps32 = torch.finfo(torch.float32).eps
@@ -74,7 +75,7 @@ class FullCovarianceStep:
     def chunk(self, x: Tensor, shift: Tensor) -> tuple[SufficientStats, Tensor]:
         """Statistics (centred on ``shift``) and ``log p(x)`` per row of the chunk."""
         xc = x - self.center
-        if self.screen:
+        if self.screen and not self.dense_before:
             x32 = xc.float()
             q32 = quadratic_features(x32, self.offsets)
             approx = self.const - 0.5 * ((self.w32 @ q32).T - 2.0 * (x32 @ self.b32.T) + self.c32).double()
@@ -90,6 +91,7 @@ class FullCovarianceStep:
             keep = approx + err >= floor
             if float(keep.float().mean()) <= DENSE_FRACTION:
                 return self._screened(x, xc, keep, shift)
+            self.dense_before = True
         q = quadratic_features(xc, self.offsets)
         log_prob = self.const - 0.5 * ((self.w @ q).T - 2.0 * (xc @ self.b.T) + self.c)
         log_norm = torch.logsumexp(log_prob, dim=1)
