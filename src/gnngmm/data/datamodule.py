@@ -123,6 +123,8 @@ class GraphDataModule(L.LightningDataModule):
 
             data = inject_outliers(data, seed=self.seed, **self.inject)
         data.raw_feature_norm = data.x.norm(dim=1)  # a baseline anomaly score, before normalising
+        if getattr(data, "outlier", None) is not None:
+            data.raw_x = data.x  # the contextual anomaly channel reads the features as given
         data.x = normalize_features(data.x, self.feature_norm)
         if self.precompute != "none" and self.precompute_hops > 0:
             data.x = precompute_features(data.x, data.edge_index, self.precompute_hops, self.precompute)
