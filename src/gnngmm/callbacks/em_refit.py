@@ -11,6 +11,7 @@ same GMM. Labels, where present, are only reported.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from contextlib import contextmanager
 
@@ -61,21 +62,27 @@ def embed_for_gmm(module, data, comm, refit_transform: bool = True) -> tuple[Ten
     return z, z[comm.rank :: comm.world_size]
 
 
-def _summarise(gmm: GaussianMixture, z_all: Tensor, z_local: Tensor, data) -> dict:
-    pred = gmm.predict(z_all)
+def _summarise(gmm: GaussianMixture, z_all: Tensor, comm, data) -> tuple[dict, Tensor]:
+    """One pass over every node's log-probabilities: assignments, mean log-likelihood and BIC (of
+    this rank's shard, summed over ranks), anomaly scores; returns this rank's responsibilities."""
+    log_prob = gmm._map(z_all, lambda lp: lp)
+    log_norm = torch.logsumexp(log_prob, dim=1)
+    pred = log_prob.argmax(1)
+    local = log_norm[comm.rank :: comm.world_size]
+    total, count = comm.all_reduce_sum(torch.stack([local.sum(), local.new_tensor(float(local.numel()))]))
     result = {
         "k": gmm.n_components,
-        "log_likelihood": gmm.score(z_local),
-        "bic": gmm.bic(z_local),
+        "log_likelihood": float(total / count),
+        "bic": float(-2.0 * total + gmm.n_parameters() * math.log(float(count))),
         "cluster_sizes": cluster_sizes(pred, gmm.n_components),
         "pred": pred.cpu(),
     }
     if getattr(data, "y", None) is not None:
         result.update(clustering_metrics(data.y, pred))
     if getattr(data, "outlier", None) is not None:
-        score = -gmm.score_samples(z_all)
-        result.update(anomaly_metrics(data.outlier, score))
-    return result
+        result.update(anomaly_metrics(data.outlier, -log_norm))
+    resp = torch.exp(log_prob - log_norm[:, None])[comm.rank :: comm.world_size]
+    return result, resp
 
 
 def select_components(gmm: GaussianMixture, z_local: Tensor, k_range) -> tuple[GaussianMixture, list[dict]]:
@@ -135,8 +142,7 @@ def refit(module, data, *, max_iter: int, fresh_inits: int = 0, warm: bool = Tru
         gmm.load_state_dict(max(candidates, key=lambda s: s["lower_bound_"]))
     gmm.to(z_local.device)
     check_ranks_agree(gmm, comm)
-    module.resp = gmm.predict_proba(z_local)
-    result = _summarise(gmm, z_all, z_local, data)
+    result, module.resp = _summarise(gmm, z_all, comm, data)
     result["bic_table"] = bic_table
     return result
 

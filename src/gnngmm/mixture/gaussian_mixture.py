@@ -494,6 +494,10 @@ class GaussianMixture:
         self._check_fitted()
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
             chunks = self._chunks(X)
+            if not torch.is_grad_enabled():  # evaluation only: the quadratic-feature path when it applies
+                step = self._full_step(chunks, self.weights_.log())
+                if step is not None:
+                    return torch.cat([fn(step.log_prob(x)) for x in chunks])
             return torch.cat([fn(self.weighted_log_prob(x)) for x in chunks])
 
     def _total_log_likelihood(self, X) -> tuple[Tensor, Tensor]:

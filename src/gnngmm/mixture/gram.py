@@ -72,6 +72,12 @@ class FullCovarianceStep:
             self.gamma_x = 4.0 * d * eps32 * self.b.norm(dim=1)
             self.gamma_c = 2.0 * eps32 * self.c.abs() + 1e-6
 
+    def log_prob(self, x: Tensor) -> Tensor:
+        """``log w_k + log N(x | k)`` for every row and component (dense path, exact)."""
+        xc = x - self.center
+        q = quadratic_features(xc, self.offsets)
+        return self.const - 0.5 * ((self.w @ q).T - 2.0 * (xc @ self.b.T) + self.c)
+
     def chunk(self, x: Tensor, shift: Tensor) -> tuple[SufficientStats, Tensor]:
         """Statistics (centred on ``shift``) and ``log p(x)`` per row of the chunk."""
         xc = x - self.center
