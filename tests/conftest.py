@@ -21,7 +21,6 @@ SMALL = [
     "trainer.max_epochs=2",
     "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
-    "callbacks.progress_bar=null",
     "encoder.hidden_channels=32",
     "encoder.out_channels=32",
     "gmm.embedding.pca_dim=8",
