@@ -154,7 +154,9 @@ class GaussianMixture:
         self.lower_bound_ = best_bound
         self.lower_bounds_ = best_history
         if not self.converged_ and self.max_iter > 0:
-            log.info("EM stopped after max_iter=%d iterations before converging (tol=%g)", self.max_iter, self.tol)
+            # A warm-started refit takes a few iterations by design: only a cold fit is worth a line.
+            level = logging.DEBUG if self.warm_start else logging.INFO
+            log.log(level, "EM stopped after max_iter=%d iterations before converging (tol=%g)", self.max_iter, self.tol)
         return self
 
     @torch.no_grad()
