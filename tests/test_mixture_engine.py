@@ -18,6 +18,7 @@ from gnngmm.mixture import (
     TorchDistributed,
     select_k,
 )
+from gnngmm.mixture.criteria import knee
 
 ALL_TYPES = COVARIANCE_TYPES + EXTRA_COVARIANCE_TYPES
 from gnngmm.mixture.gaussian import precision_cholesky
@@ -209,3 +210,27 @@ def test_bic_picks_the_planted_number_of_components():
     assert best.n_components == 4
     assert [r["k"] for r in rows] == list(range(1, 8))
     assert min(rows, key=lambda r: r["bic"])["k"] == 4
+
+
+def test_bic_knee_keeps_an_inner_minimum_and_takes_the_knee_otherwise():
+    x, _ = blobs(900, d=2, k=4, seed=2)
+    make = lambda k: GaussianMixture(k, random_state=0, n_init=2)  # noqa: E731
+    best, rows = select_k(x, range(1, 8), make, "bic_knee")
+    assert best.n_components == 4  # BIC has its minimum inside the range: that minimum
+    best, rows = select_k(x, range(1, 5), make, "bic_knee")
+    assert [r["k"] for r in rows] == [1, 2, 3, 4] and best.n_components == 3  # still falling at 4: the knee
+
+
+def test_knee_of_a_curve_that_keeps_falling():
+    # BIC on trained embeddings: big drops up to K=5, then small ones to the end of the range.
+    ks = list(range(2, 11))
+    values = [0, -100, -200, -300, -310, -320, -330, -340, -350]
+    assert min(zip(values, ks))[1] == 10  # the lowest BIC is the range's end ...
+    assert knee(ks, values) == 5  # ... the knee is where the drops stop
+    assert knee(ks, [-10.0 * k for k in ks]) == 2  # a straight line has no knee: the smallest K
+    assert knee([3, 4], [5.0, 1.0]) == 4  # too short for a knee: the lowest value
+
+
+def test_unknown_k_criterion_is_a_clear_error():
+    with pytest.raises(ValueError, match="k_criterion='aic2'"):
+        select_k(torch.randn(20, 2, dtype=torch.float64), [1, 2], lambda k: GaussianMixture(k), "aic2")

@@ -11,6 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from conftest import ROOT, SMALL, run_cli
 from gnngmm.errors import InputError
+from gnngmm.mixture.criteria import knee
 from gnngmm.train import train
 
 METRIC_KEYS = {
@@ -170,3 +171,18 @@ def test_k_auto_selects_by_bic_and_saves_the_curve(make_cfg, tmp_path):
     assert metrics["k"] == int(best["k"])
     assert (tmp_path / "out" / "bic.png").stat().st_size > 1000
     assert (tmp_path / "out" / "embedding.png").exists()
+
+
+def test_k_auto_with_the_knee_criterion(make_cfg, tmp_path):
+    metrics = train(make_cfg("gmm.k=auto", "gmm.k_range=[2,9]", "gmm.k_criterion=bic_knee"))
+    rows = (tmp_path / "out" / "bic.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    table = [dict(zip(header, r.split(","))) for r in rows[1:]]
+    ks, bics = [int(r["k"]) for r in table], [float(r["bic"]) for r in table]
+    lowest = ks[bics.index(min(bics))]
+    assert metrics["k"] == (knee(ks, bics) if lowest == ks[-1] else lowest)
+
+
+def test_unknown_k_criterion_is_a_clear_error(make_cfg):
+    with pytest.raises(InputError, match="gmm.k_criterion='elbow'"):
+        train(make_cfg("gmm.k=auto", "gmm.k_criterion=elbow"))

@@ -77,13 +77,13 @@ def write_predictions(output_dir: Path, module, data) -> list[Path]:
     return write_table(node_predictions(module, data), output_dir / "predictions.csv")
 
 
-def write_bic(output_dir: Path, rows: list[dict], chosen: int) -> None:
+def write_bic(output_dir: Path, rows: list[dict], chosen: int, criterion: str = "bic") -> None:
     write_rows(output_dir / "bic.csv", rows)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ks = [r["k"] for r in rows]
     ax.plot(ks, [r["bic"] for r in rows], marker="o", label="BIC")
-    ax.axvline(chosen, color="tab:red", linestyle="--", label=f"chosen K={chosen}")
+    ax.axvline(chosen, color="tab:red", linestyle="--", label=f"chosen K={chosen} ({criterion})")
     ax.set_xlabel("K")
     ax.set_ylabel("BIC (lower is better)")
     ax.legend()

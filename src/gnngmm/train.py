@@ -28,6 +28,7 @@ from gnngmm.embedding import EmbeddingTransform
 from gnngmm.errors import InputError
 from gnngmm.loggers import build_loggers, finish_loggers, resolved_config
 from gnngmm.mixture import GaussianMixture
+from gnngmm.mixture.criteria import CRITERIA
 from gnngmm.module import GNNGMM
 
 log = logging.getLogger("gnngmm")
@@ -95,6 +96,9 @@ def train(cfg: DictConfig) -> dict:
     k_range = list(cfg.gmm.k_range) if k is None else None
     if k_range is not None and int(k_range[0]) > data.num_nodes:
         raise InputError(f"gmm.k_range={k_range} starts above the number of nodes ({data.num_nodes})")
+    k_criterion = cfg.gmm.get("k_criterion", "bic")
+    if k_criterion not in CRITERIA:
+        raise InputError(f"gmm.k_criterion={k_criterion!r} is not one of {', '.join(CRITERIA)}")
 
     loss_start = gmm_loss_start(cfg)
     module = build_module(cfg, datamodule.num_features, k or int(k_range[0]), loss_start)
@@ -104,7 +108,7 @@ def train(cfg: DictConfig) -> dict:
         EMRefit(
             cfg.gmm.refit_every_n_epochs, cfg.gmm.refit_max_iter, k_range, output_dir / "history.csv",
             loss_start_epoch=loss_start if cfg.gmm.loss_weight > 0 else None,
-            reseed_at_loss_start=cfg.gmm.reseed_at_loss_start,
+            reseed_at_loss_start=cfg.gmm.reseed_at_loss_start, k_criterion=k_criterion,
         )
     ]
     callbacks += [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
@@ -121,7 +125,7 @@ def train(cfg: DictConfig) -> dict:
             module.to(trainer.strategy.root_device)
             log.info("encoder %s has nothing to train: fitting the GMM on its output directly", cfg.encoder.get("arch"))
         final = refit(
-            module, data, max_iter=cfg.gmm.max_iter, k_range=k_range,
+            module, data, max_iter=cfg.gmm.max_iter, k_range=k_range, k_criterion=k_criterion,
             fresh_inits=cfg.gmm.n_init if cfg.gmm.final_fresh_fit else 0,
         )
         train_seconds = time.perf_counter() - start
@@ -162,7 +166,7 @@ def write_outputs(output_dir: Path, metrics: dict, final: dict, module, data, cf
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     reporting.write_predictions(output_dir, module, data)
     if module.bic_table:
-        reporting.write_bic(output_dir, module.bic_table, final["k"])
+        reporting.write_bic(output_dir, module.bic_table, final["k"], cfg.gmm.get("k_criterion", "bic"))
     if cfg.get("save_pictures", True):
         reporting.save_pictures(output_dir, module, data, final, cfg.get("picture_projection", "pca"))
     reporting.log_to_loggers(loggers, metrics, output_dir)

@@ -85,8 +85,11 @@ def _summarise(gmm: GaussianMixture, z_all: Tensor, comm, data) -> tuple[dict, T
     return result, resp
 
 
-def select_components(gmm: GaussianMixture, z_local: Tensor, k_range) -> tuple[GaussianMixture, list[dict]]:
-    """Fit every K in ``k_range`` (a [low, high] pair or a list) and keep the lowest BIC."""
+def select_components(
+    gmm: GaussianMixture, z_local: Tensor, k_range, criterion: str = "bic"
+) -> tuple[GaussianMixture, list[dict]]:
+    """Fit every K in ``k_range`` (a [low, high] pair or a list) and keep the one ``criterion``
+    picks (lowest BIC, or the knee of the BIC curve)."""
     ks = range(int(k_range[0]), int(k_range[1]) + 1) if len(k_range) == 2 else [int(k) for k in k_range]
 
     def make(k: int) -> GaussianMixture:
@@ -96,19 +99,22 @@ def select_components(gmm: GaussianMixture, z_local: Tensor, k_range) -> tuple[G
             min_component_size=gmm.min_component_size, kmeans_n_init=gmm.kmeans_n_init,
         )
 
-    best, rows = select_k(z_local, ks, make)
-    log.info("BIC picks K=%d among %s", best.n_components, [r["k"] for r in rows])
+    best, rows = select_k(z_local, ks, make, criterion)
+    log.info("%s picks K=%d among %s", criterion, best.n_components, [r["k"] for r in rows])
     return best, rows
 
 
-def refit(module, data, *, max_iter: int, fresh_inits: int = 0, warm: bool = True, k_range=None, comm=None) -> dict:
+def refit(
+    module, data, *, max_iter: int, fresh_inits: int = 0, warm: bool = True, k_range=None, k_criterion: str = "bic",
+    comm=None,
+) -> dict:
     """One EM refit of ``module.gmm`` on the current embedding; returns the summary dict.
 
     Candidates: the warm start (one M-step from ``module.resp`` on the new embedding, then EM for
     up to ``max_iter`` iterations) when ``warm`` and it matches, and a fresh fit with
     ``fresh_inits`` initialisations (k-means, or ``init_params``); the best lower bound wins.
     With no usable warm start a fresh fit always runs. With ``k_range`` (``gmm.k=auto``) and no
-    warm start or fresh initialisations requested, K is first chosen by BIC.
+    warm start or fresh initialisations requested, K is first chosen by ``k_criterion``.
     """
     comm = comm or module.gmm.comm
     if comm.world_size == 1:
@@ -119,7 +125,7 @@ def refit(module, data, *, max_iter: int, fresh_inits: int = 0, warm: bool = Tru
     bic_table = None
     warm = warm and module.resp is not None
     if k_range is not None and (not warm or fresh_inits > 0):
-        chosen, bic_table = select_components(gmm, z_local, k_range)
+        chosen, bic_table = select_components(gmm, z_local, k_range, k_criterion)
         module.bic_table = bic_table
         gmm.n_components = chosen.n_components
         gmm.load_state_dict(chosen.state_dict())
@@ -164,11 +170,12 @@ class EMRefit(Callback):
 
     def __init__(
         self, every_n_epochs: int = 1, max_iter: int = 20, k_range=None, history_path=None,
-        loss_start_epoch: int | None = None, reseed_at_loss_start: bool = False,
+        loss_start_epoch: int | None = None, reseed_at_loss_start: bool = False, k_criterion: str = "bic",
     ):
         self.every_n_epochs = max(1, int(every_n_epochs))
         self.max_iter = max_iter
         self.k_range = k_range
+        self.k_criterion = k_criterion
         self.history_path = history_path  # history.csv, rewritten by rank 0 after every refit
         # Once the GMM term is on, the mixture is refreshed after every epoch; with
         # reseed_at_loss_start the refit just before it starts is fresh (basin by k-means inertia).
@@ -189,7 +196,7 @@ class EMRefit(Callback):
         reseed = self.reseed_at_loss_start and self.loss_start_epoch is not None and epoch + 1 == self.loss_start_epoch
         start = time.perf_counter()
         result = refit(
-            pl_module, trainer.datamodule.data, max_iter=self.max_iter, k_range=self.k_range,
+            pl_module, trainer.datamodule.data, max_iter=self.max_iter, k_range=self.k_range, k_criterion=self.k_criterion,
             warm=not reseed, fresh_inits=1 if reseed else 0,
         )
         sizes = result["cluster_sizes"]
