@@ -116,12 +116,18 @@ def _pm(row: dict, key: str, digits: int = 4) -> str:
     return f"{row[f'{key}_mean']:.{digits}f} ± {row[f'{key}_std']:.{digits}f}"
 
 
+def _provenance(info: dict) -> str:
+    return (
+        f"Produced by `{info['command']}` on {info['machine']}, {info['threads']} torch thread(s) per run, "
+        f"{info['date']}."
+    )
+
+
 def clustering_section(summary: list[dict], info: dict) -> list[str]:
     lines = [
         "## Node clustering",
         "",
-        f"Produced by `{info['command']}` on {info['machine']}, {info['threads']} torch thread(s) per run, "
-        f"{info['date']}. Mean ± std over seeds; seconds and peak memory are per run (whole process: data "
+        f"{_provenance(info)} Mean ± std over seeds; seconds and peak memory are per run (whole process: data "
         "loading, training, every EM refit, the final refit).",
         "",
         "| dataset | method | seeds | NMI | ARI | ACC | seconds | peak RSS (MB) | target NMI / ARI | met |",
@@ -145,8 +151,7 @@ def anomaly_section(summary: list[dict], info: dict) -> list[str]:
     lines = [
         "## Anomaly detection",
         "",
-        f"Produced by `{info['command']}` on {info['machine']}, {info['threads']} torch thread(s) per run, "
-        f"{info['date']}. `gnngmm` is the combined score (max rank of GMM NLL, raw-feature neighbourhood "
+        f"{_provenance(info)} `gnngmm` is the combined score (max rank of GMM NLL, raw-feature neighbourhood "
         "inconsistency and triangle density); `gnngmm-nll` the GMM NLL alone; degree and feature norm are "
         "the trivial scores on the same graphs.",
         "",

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
-import torch
 
 from conftest import ROOT, run_cli
 from gnngmm.data import GraphDataModule

@@ -6,7 +6,6 @@ import csv
 import json
 import os
 import statistics
-from pathlib import Path
 
 import pytest
 import yaml

@@ -42,7 +42,7 @@ def write_history(path: Path, history: list[dict]) -> None:
 def node_predictions(module, data) -> dict[str, torch.Tensor]:
     """Per node: cluster, max responsibility, entropy of responsibilities, NLL (anomaly score)."""
     z = module.transform(module.embed(data).double())
-    log_prob = module.gmm.weighted_log_prob(z)
+    log_prob = module.gmm.log_prob_table(z)
     log_norm = torch.logsumexp(log_prob, 1)
     resp = torch.exp(log_prob - log_norm[:, None])
     entropy = -(resp * (log_prob - log_norm[:, None])).sum(1)

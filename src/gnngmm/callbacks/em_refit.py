@@ -11,7 +11,6 @@ same GMM. Labels, where present, are only reported.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from contextlib import contextmanager
 
@@ -65,15 +64,14 @@ def embed_for_gmm(module, data, comm, refit_transform: bool = True) -> tuple[Ten
 def _summarise(gmm: GaussianMixture, z_all: Tensor, comm, data) -> tuple[dict, Tensor]:
     """One pass over every node's log-probabilities: assignments, mean log-likelihood and BIC (of
     this rank's shard, summed over ranks), anomaly scores; returns this rank's responsibilities."""
-    log_prob = gmm._map(z_all, lambda lp: lp)
+    log_prob = gmm.log_prob_table(z_all)
     log_norm = torch.logsumexp(log_prob, dim=1)
     pred = log_prob.argmax(1)
-    local = log_norm[comm.rank :: comm.world_size]
-    total, count = comm.all_reduce_sum(torch.stack([local.sum(), local.new_tensor(float(local.numel()))]))
+    log_likelihood, bic = gmm.score_and_bic(log_norm[comm.rank :: comm.world_size])
     result = {
         "k": gmm.n_components,
-        "log_likelihood": float(total / count),
-        "bic": float(-2.0 * total + gmm.n_parameters() * math.log(float(count))),
+        "log_likelihood": log_likelihood,
+        "bic": bic,
         "cluster_sizes": cluster_sizes(pred, gmm.n_components),
         "pred": pred.cpu(),
     }

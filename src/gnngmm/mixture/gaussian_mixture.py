@@ -206,12 +206,22 @@ class GaussianMixture:
         return float(total / count)
 
     def bic(self, X) -> float:
-        total, count = self._total_log_likelihood(X)
-        return float(-2.0 * total + self.n_parameters() * math.log(float(count)))
+        return self._bic(*self._total_log_likelihood(X))
 
     def aic(self, X) -> float:
         total, _ = self._total_log_likelihood(X)
         return float(-2.0 * total + 2.0 * self.n_parameters())
+
+    def log_prob_table(self, X) -> Tensor:
+        """``log w_k + log N(x | k)`` for every sample and component, chunked, for evaluation (no
+        gradient): one pass from which assignments, responsibilities and ``log p(x)`` all follow."""
+        return self._map(X, lambda lp: lp)
+
+    def score_and_bic(self, sample_log_likelihood: Tensor) -> tuple[float, float]:
+        """Mean log-likelihood and BIC from this rank's per-sample ``log p(x)`` (summed over ranks),
+        for callers that already hold them: the data is not scored again."""
+        total, count = self._reduce_log_likelihood(sample_log_likelihood)
+        return float(total / count), self._bic(total, count)
 
     def weighted_log_prob(self, X) -> Tensor:
         """``log w_k + log N(x | k)`` for each sample and component, differentiable in ``X``."""
@@ -504,9 +514,15 @@ class GaussianMixture:
 
     def _total_log_likelihood(self, X) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
-            ll = self.score_samples(X)
-            packed = self.comm.all_reduce_sum(torch.stack([ll.sum(), ll.new_tensor(float(ll.shape[0]))]))
+            return self._reduce_log_likelihood(self.score_samples(X))
+
+    def _reduce_log_likelihood(self, ll: Tensor) -> tuple[Tensor, Tensor]:
+        """``(sum of log p(x), sample count)`` over all ranks."""
+        packed = self.comm.all_reduce_sum(torch.stack([ll.sum(), ll.new_tensor(float(ll.shape[0]))]))
         return packed[0], packed[1]
+
+    def _bic(self, total: Tensor, count: Tensor) -> float:
+        return float(-2.0 * total + self.n_parameters() * math.log(float(count)))
 
 
 def _check_finite(x: Tensor, part: int | None) -> None:
