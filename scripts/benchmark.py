@@ -152,7 +152,8 @@ def anomaly_section(summary: list[dict], info: dict) -> list[str]:
         "## Anomaly detection",
         "",
         f"{_provenance(info)} `gnngmm` is the combined score (max rank of GMM NLL, raw-feature neighbourhood "
-        "inconsistency and triangle density); `gnngmm-nll` the GMM NLL alone; degree and feature norm are "
+        "inconsistency and triangle density; a channel constant on the graph is left out, as triangles are on "
+        "reddit's bipartite graph); `gnngmm-nll` the GMM NLL alone; degree and feature norm are "
         "the trivial scores on the same graphs.",
         "",
         "| dataset | method | seeds | AUROC | AP | recall@k | degree AUROC | feature-norm AUROC | seconds | peak RSS (MB) | target AUROC | met |",

@@ -105,3 +105,41 @@ def test_combined_score_finds_injected_cliques_and_contexts(make_cfg):
                              "data.inject.contextual=30", "anomaly_score=combined"))
     assert metrics["auroc"] > 0.85
     assert metrics["auroc"] > metrics["degree_auroc"] and metrics["auroc"] > metrics["feature_norm_auroc"]
+
+
+def test_rank_fraction_averages_ties():
+    from gnngmm.anomaly import rank_fraction
+
+    ranks = rank_fraction(torch.tensor([3.0, 1.0, 3.0, 2.0, 1.0]))
+    torch.testing.assert_close(ranks, torch.tensor([3.5, 0.5, 3.5, 2.0, 0.5], dtype=torch.float64) / 4)
+    torch.testing.assert_close(rank_fraction(torch.zeros(4)), torch.full((4,), 0.5, dtype=torch.float64))
+
+
+def test_constant_channel_is_left_out_of_the_combined_score():
+    from gnngmm.anomaly import combine_ranks, rank_fraction, structural_density
+
+    # a 4-cycle with self-loops: triangle-free, so its structural channel must be all zero
+    cycle = torch.tensor([[0, 1, 1, 2, 2, 3, 3, 0], [1, 0, 2, 1, 3, 2, 0, 3]])
+    assert structural_density(cycle, 4).tolist() == [0.0] * 4
+    signal = torch.tensor([0.1, 0.9, 0.4, 0.2])
+    combined = combine_ranks([signal, structural_density(cycle, 4)])
+    torch.testing.assert_close(combined, rank_fraction(signal))  # not floored at the tie's 0.5
+    assert combine_ranks([torch.ones(4)]).tolist() == [0.0] * 4
+
+
+def test_contextual_channel_sees_past_a_common_offset():
+    from itertools import combinations
+
+    from gnngmm.anomaly import contextual_inconsistency, neighbor_inconsistency
+
+    # rows near a shared offset (like BOND reddit's near-uniform rows): clique A (nodes 0-5) leans
+    # on feature 0, clique B (6-11) on feature 1; node 12 leans like B but hangs off node 0 of A
+    x = torch.full((13, 8), 1 / 8, dtype=torch.float64)
+    x[:6, 0] += 0.01
+    x[6:, 1] += 0.01
+    pairs = [*combinations(range(6), 2), *combinations(range(6, 12), 2), (0, 12)]
+    edges = torch.tensor([p for a, b in pairs for p in ((a, b), (b, a))]).T
+    scores = contextual_inconsistency(x, edges)
+    assert int(scores.argmax()) == 12 and float(scores[12]) > 1.0  # opposite directions after centring
+    assert float(scores[:12].max()) < 0.1
+    assert float(neighbor_inconsistency(x, edges)[12]) < 1e-2  # uncentred: cosine ~1 for everyone

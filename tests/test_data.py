@@ -98,3 +98,14 @@ def test_datamodule_full_batch_yields_the_whole_graph(tmp_path, mirror):
     sums = batches[0].x.sum(1)
     assert int((sums > 0).sum()) > 500
     torch.testing.assert_close(sums[sums > 0], torch.ones(int((sums > 0).sum())))  # row-normalised
+
+
+def test_stored_self_loops_are_removed(tmp_path):
+    data = graph(60, 3, seed=2)
+    loops = torch.arange(60).repeat(2, 1)  # BOND reddit stores one on every node
+    with_loops = Data(x=data.x, edge_index=torch.cat([data.edge_index, loops], dim=1), num_nodes=60)
+    dm = GraphDataModule("toy", str(tmp_path), data=with_loops)
+    dm.setup()
+    ei = dm.data.edge_index
+    assert not bool((ei[0] == ei[1]).any())
+    assert set(map(tuple, ei.t().tolist())) == set(map(tuple, data.edge_index.t().tolist()))

@@ -4,7 +4,8 @@
 * ``nll+neighbor``: plus how far the embedding is from its neighbours' mean (z-scores summed);
 * ``combined``: a node is flagged when any of three channels is extreme (max of their ranks):
   the GMM NLL; *contextual* -- raw features unlike the neighbourhood's mean (1 - cosine); and
-  *structural* -- triangles per unit degree (dense, clique-like neighbourhoods). GNN smoothing
+  *structural* -- triangles per unit degree (dense, clique-like neighbourhoods); a channel that is
+  constant on the graph (no triangles at all) is left out. GNN smoothing
   hides a node whose own features disagree with its neighbours, so the contextual channel reads
   the raw features.
 """
@@ -53,13 +54,31 @@ def triangle_counts(edge_index: Tensor, num_nodes: int, block: int = 4096) -> Te
     return out / 2
 
 
-def _rank(v: Tensor) -> Tensor:
-    return v.argsort().argsort().to(torch.float64) / max(1, v.numel() - 1)
+def rank_fraction(v: Tensor) -> Tensor:
+    """Ranks scaled to [0, 1], ties sharing their average rank: a tie must not be broken by
+    node order (which would smuggle the file's ordering into the score)."""
+    v = v.double()
+    _, inverse, counts = torch.unique(v, sorted=True, return_inverse=True, return_counts=True)
+    upper = counts.cumsum(0).double() - 1  # last 0-based position of each distinct value
+    average = upper - (counts.double() - 1) / 2
+    return average[inverse] / max(1, v.numel() - 1)
+
+
+def combine_ranks(channels: list[Tensor]) -> Tensor:
+    """Max over channels of their rank fractions; a constant channel (e.g. triangles in a
+    triangle-free graph) says nothing and is left out."""
+    informative = [c for c in channels if c.numel() and bool((c != c.flatten()[0]).any())]
+    if not informative:
+        return torch.zeros(channels[0].numel(), dtype=torch.float64)
+    return torch.stack([rank_fraction(c.cpu()) for c in informative]).max(0).values
 
 
 def contextual_inconsistency(raw_x: Tensor, edge_index: Tensor) -> Tensor:
-    """1 - cosine between a node's raw features and the mean raw features of its neighbours."""
-    return neighbor_inconsistency(raw_x.double(), edge_index)
+    """1 - cosine between a node's raw features and the mean raw features of its neighbours,
+    both taken relative to the average node: features sharing a large common offset (BOND
+    reddit's rows are near-uniform distributions) would otherwise all have cosine ~1."""
+    raw_x = raw_x.double()
+    return neighbor_inconsistency(raw_x - raw_x.mean(0), edge_index)
 
 
 def structural_density(edge_index: Tensor, num_nodes: int) -> Tensor:
@@ -71,7 +90,7 @@ def node_scores(module, data, method: str = "nll") -> Tensor:
     """Higher = more anomalous."""
     if method not in SCORES:
         raise InputError(f"anomaly.score={method!r} is not one of {', '.join(SCORES)}")
-    z = module.transform(module.embed(data).double())
+    z = module.gmm_input(data)
     nll = -module.gmm.score_samples(z)
     if method == "nll":
         return nll
@@ -83,7 +102,7 @@ def node_scores(module, data, method: str = "nll") -> Tensor:
             contextual_inconsistency(raw, data.edge_index),
             structural_density(data.edge_index, data.num_nodes),
         )
-        return torch.stack([_rank(c.cpu()) for c in channels]).max(0).values
+        return combine_ranks([c.cpu() for c in channels])
     inconsistency = neighbor_inconsistency(z, data.edge_index.to(z.device))
     if method == "neighbor":
         return inconsistency

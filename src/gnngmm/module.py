@@ -98,6 +98,11 @@ class GNNGMM(L.LightningModule):
         edge_index = data.edge_index.to(self.device)
         return self.encoder.full_graph_embedding(x, edge_index, self.inference_chunk_size)
 
+    @torch.no_grad()
+    def gmm_input(self, data) -> Tensor:
+        """Every node's embedding as the fitted GMM sees it (float64, after the transform)."""
+        return self.transform(self.embed(data).double())
+
     def configure_optimizers(self):
         return self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
 

@@ -41,7 +41,7 @@ def write_history(path: Path, history: list[dict]) -> None:
 @torch.no_grad()
 def node_predictions(module, data) -> dict[str, torch.Tensor]:
     """Per node: cluster, max responsibility, entropy of responsibilities, NLL (anomaly score)."""
-    z = module.transform(module.embed(data).double())
+    z = module.gmm_input(data)
     log_prob = module.gmm.log_prob_table(z)
     log_norm = torch.logsumexp(log_prob, 1)
     resp = torch.exp(log_prob - log_norm[:, None])
@@ -117,8 +117,7 @@ def embedding_2d(z: torch.Tensor, method: str = "pca", seed: int = 0) -> tuple[t
 def save_pictures(output_dir: Path, module, data, final: dict, projection: str = "pca") -> list[Path]:
     """embedding.png (coloured by cluster, and by true label when known), cluster_sizes.png."""
     plt = _plt()
-    with torch.no_grad():
-        z = module.transform(module.embed(data).double()).cpu()
+    z = module.gmm_input(data).cpu()
     if z.shape[0] > 20000:  # pictures of a sample: the projection and the scatter stay fast
         keep = torch.randperm(z.shape[0], generator=torch.Generator().manual_seed(0))[:20000]
     else:

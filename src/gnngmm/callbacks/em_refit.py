@@ -46,6 +46,11 @@ def _broadcast_transform(transform, comm) -> None:
             setattr(transform, name, comm.broadcast_from_zero(value))
 
 
+def _shard(t: Tensor, comm) -> Tensor:
+    """This rank's rows: EM statistics are summed over ranks, so each node must count once."""
+    return t[comm.rank :: comm.world_size]
+
+
 def embed_for_gmm(module, data, comm, refit_transform: bool = True) -> tuple[Tensor, Tensor]:
     """``(z_all, z_local)``: the GMM input for every node, and this rank's shard of it."""
     h = module.embed(data)
@@ -58,7 +63,7 @@ def embed_for_gmm(module, data, comm, refit_transform: bool = True) -> tuple[Ten
         module.transform.fit(h)
         _broadcast_transform(module.transform, comm)
     z = module.transform(h.double())
-    return z, z[comm.rank :: comm.world_size]
+    return z, _shard(z, comm)
 
 
 def _summarise(gmm: GaussianMixture, z_all: Tensor, comm, data) -> tuple[dict, Tensor]:
@@ -67,7 +72,7 @@ def _summarise(gmm: GaussianMixture, z_all: Tensor, comm, data) -> tuple[dict, T
     log_prob = gmm.log_prob_table(z_all)
     log_norm = torch.logsumexp(log_prob, dim=1)
     pred = log_prob.argmax(1)
-    log_likelihood, bic = gmm.score_and_bic(log_norm[comm.rank :: comm.world_size])
+    log_likelihood, bic = gmm.score_and_bic(_shard(log_norm, comm))
     result = {
         "k": gmm.n_components,
         "log_likelihood": log_likelihood,
@@ -79,7 +84,7 @@ def _summarise(gmm: GaussianMixture, z_all: Tensor, comm, data) -> tuple[dict, T
         result.update(clustering_metrics(data.y, pred))
     if getattr(data, "outlier", None) is not None:
         result.update(anomaly_metrics(data.outlier, -log_norm))
-    resp = torch.exp(log_prob - log_norm[:, None])[comm.rank :: comm.world_size]
+    resp = _shard(torch.exp(log_prob - log_norm[:, None]), comm)
     return result, resp
 
 

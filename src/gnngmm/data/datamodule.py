@@ -12,7 +12,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 from torch_geometric.data import Data
-from torch_geometric.utils import degree, to_undirected
+from torch_geometric.utils import degree, remove_self_loops, to_undirected
 
 from gnngmm.data.datasets import load_dataset, validate_graph
 from gnngmm.data.transforms import normalize_features
@@ -118,6 +118,12 @@ class GraphDataModule(L.LightningDataModule):
         data = validate_graph(self._load(), self.name)
         if data.edge_index.numel():
             data.edge_index = to_undirected(data.edge_index, num_nodes=data.num_nodes)
+            # stored self-loops (BOND reddit has one on every node) would count as triangles and
+            # neighbours of themselves; encoders that want them add their own
+            loops = int((data.edge_index[0] == data.edge_index[1]).sum())
+            if loops:
+                data.edge_index, _ = remove_self_loops(data.edge_index)
+                log.info("%s: removed %d stored self-loop(s)", self.name, loops)
         if any(self.inject.get(key, 0) for key in ("structural_cliques", "contextual")):
             from gnngmm.data.inject import inject_outliers
 
