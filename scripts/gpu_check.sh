@@ -2,8 +2,10 @@
 # GPU checks on one CUDA device, about 5 minutes in all:
 #   1. bench_em.py: EM on the GPU (float64) against scikit-learn on the CPU, Reddit-sized (< 2 min);
 #   2. bench_scale.py: the Reddit-scale planted graph through the whole pipeline on the GPU (< 5 min).
+#   3. the CUDA-only tests, and a default Cora run on the GPU when GNNGMM_MIRROR_DIR holds Cora's raw files.
 # Needs gnngmm's dependencies importable: `pip install -e .` on a networked machine; on an offline
-# one, install wheels of hydra-core, omegaconf, antlr4-python3-runtime and wandb first.
+# one with torch, PyG and Lightning already there, the pure-Python hydra, omegaconf and antlr4
+# packages copied into a folder on PYTHONPATH are enough (wandb is only imported with logger=wandb).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 WANDB_MODE=offline
@@ -15,3 +17,10 @@ echo "== bench_em (CUDA, ours only, 20 iterations)"
 timeout 120 $PY scripts/bench_em.py --device cuda --iters 20 --skip-sklearn
 echo "== bench_scale (CUDA)"
 timeout 300 $PY scripts/bench_scale.py --device cuda --epochs 3
+echo "== CUDA tests"
+timeout 120 $PY -m pytest -q -p no:cacheprovider tests/test_mixture_engine.py -k cuda
+if [ -n "${GNNGMM_MIRROR_DIR:-}" ]; then
+  echo "== Cora on the GPU (python train.py trainer=gpu)"
+  timeout 180 $PY train.py trainer=gpu logger=csv trainer.enable_progress_bar=false \
+    paths.mirror_dir="$GNNGMM_MIRROR_DIR" paths.data_dir="${TMPDIR:-/tmp}/gnngmm-data"
+fi

@@ -234,3 +234,13 @@ def test_knee_of_a_curve_that_keeps_falling():
 def test_unknown_k_criterion_is_a_clear_error():
     with pytest.raises(ValueError, match="k_criterion='aic2'"):
         select_k(torch.randn(20, 2, dtype=torch.float64), [1, 2], lambda k: GaussianMixture(k), "aic2")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_mixture_fitted_on_cpu_scores_on_cuda_after_to():
+    # the full-covariance quadratic-feature path keeps the fit data's centre: it must move with .to()
+    x, _ = blobs(n=900, d=4, k=3, seed=5)
+    gmm = GaussianMixture(3, covariance_type="full", random_state=0).fit(x)
+    on_cpu = gmm.score_samples(x)
+    on_cuda = gmm.to("cuda").score_samples(x.cuda())
+    torch.testing.assert_close(on_cuda.cpu(), on_cpu)

@@ -286,6 +286,8 @@ class GaussianMixture:
         if self.is_fitted:
             for name in _PARAMS:
                 setattr(self, name, getattr(self, name).to(self.device))
+        if getattr(self, "_center", None) is not None:  # the quadratic-feature path's centre must travel too
+            self._center = self._center.to(self.device)
         return self
 
     # ------------------------------------------------------------------ EM internals
@@ -322,7 +324,8 @@ class GaussianMixture:
         use = self.gram if self.gram is not None else d <= MAX_GRAM_FEATURES
         if self.covariance_type != "full" or not use:
             return None
-        if getattr(self, "_center", None) is None or self._center.shape[0] != d:
+        center = getattr(self, "_center", None)
+        if center is None or center.shape[0] != d or center.device != chunks[0].device:
             self._center = self.comm.all_reduce_sum(sum(c.sum(0) for c in chunks)) / self._count(chunks)
         screen = self.dtype == torch.float64 and self.screen
         return FullCovarianceStep(self.means_, self.precisions_cholesky_, log_weights, self._center, screen)
