@@ -122,8 +122,8 @@ def train(cfg: DictConfig) -> dict:
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
             epochs = trainer.current_epoch
         else:
-            module.to(trainer.strategy.root_device)
             log.info("encoder %s has nothing to train: fitting the GMM on its output directly", cfg.encoder.get("arch"))
+        module.to(trainer.strategy.root_device)  # Lightning's teardown left it on the CPU: refit on the device
         final = refit(
             module, data, max_iter=cfg.gmm.max_iter, k_range=k_range, k_criterion=k_criterion,
             fresh_inits=cfg.gmm.n_init if cfg.gmm.final_fresh_fit else 0,
