@@ -3,7 +3,8 @@
 * ``nll``: negative log-likelihood of the node's embedding under the GMM (unusual embeddings);
 * ``nll+neighbor``: plus how far the embedding is from its neighbours' mean (z-scores summed);
 * ``combined``: a node is flagged when any of three channels is extreme (max of their ranks):
-  the GMM NLL; *contextual* -- raw features unlike the neighbourhood's mean (1 - cosine); and
+  the GMM NLL; *contextual* -- raw features unlike the neighbourhood's mean (1 - cosine, both
+  centred on the average node); and
   *structural* -- triangles per unit degree (dense, clique-like neighbourhoods); a channel that is
   constant on the graph (no triangles at all) is left out. GNN smoothing
   hides a node whose own features disagree with its neighbours, so the contextual channel reads
