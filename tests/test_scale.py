@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from conftest import ROOT, run_cli
 from gnngmm.data import GraphDataModule
-from gnngmm.errors import InputError
 from gnngmm.train import train
 
 
@@ -33,20 +33,54 @@ def test_sign_precompute_concatenates_hops(tmp_path, mirror):
     assert batch.x.shape == (100, 144) and batch.edge_index.shape == (2, 0)
 
 
-def test_neighbor_loader_without_extensions_is_a_clear_error(tmp_path, mirror, monkeypatch):
+def _without_extensions(monkeypatch):
     import torch_geometric.typing as pyg_typing
 
     monkeypatch.setattr(pyg_typing, "WITH_PYG_LIB", False)
     monkeypatch.setattr(pyg_typing, "WITH_TORCH_SPARSE", False)
-    dm = GraphDataModule("cora", str(tmp_path / "d"), str(mirror), loader="neighbor")
+
+
+def test_neighbor_sampler_batches(tmp_path, mirror, monkeypatch):
+    _without_extensions(monkeypatch)
+    dm = GraphDataModule("cora", str(tmp_path / "d"), str(mirror), loader="neighbor", batch_size=64,
+                         num_neighbors=[3, 2])
     dm.setup()
-    with pytest.raises(InputError, match="pyg-lib or torch-sparse"):
-        dm.train_dataloader()
+    full = dm.data
+    edges = set(map(tuple, full.edge_index.t().tolist()))
+    torch.manual_seed(0)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.batch_size == 64 and len(set(batch.n_id.tolist())) == batch.num_nodes  # seeds first, no repeats
+    torch.testing.assert_close(batch.x, full.x[batch.n_id])
+    src, dst = batch.n_id[batch.edge_index[0]], batch.n_id[batch.edge_index[1]]
+    assert set(zip(src.tolist(), dst.tolist())) <= edges  # only real edges, neighbour -> target
+    seed_in = torch.bincount(batch.edge_index[1][batch.edge_index[1] < 64], minlength=64)
+    degree = torch.bincount(full.edge_index[1], minlength=full.num_nodes)[batch.n_id[:64]]
+    assert torch.equal(seed_in, degree.clamp(max=3))  # min(k, degree) distinct neighbours per seed
+    hop2 = batch.edge_index[1] >= 64
+    assert int(torch.bincount(batch.edge_index[1][hop2]).max()) <= 2
+
+
+def test_neighbor_sampler_takes_every_neighbour_with_minus_one():
+    from gnngmm.data.sampling import NeighborSampler
+    from raw_fixtures import graph
+
+    data = graph(120, 3, seed=4)
+    batch = NeighborSampler(data, [-1])(torch.tensor([5, 7]))
+    want = {(int(s), int(t)) for s, t in data.edge_index.t().tolist() if t in (5, 7)}
+    got = set(zip(batch.n_id[batch.edge_index[0]].tolist(), batch.n_id[batch.edge_index[1]].tolist()))
+    assert got == want
+
+
+def test_neighbor_loader_trains_without_extensions(make_cfg, monkeypatch):
+    _without_extensions(monkeypatch)
+    metrics = train(make_cfg("data.loader=neighbor", "data.batch_size=128", "data.num_neighbors=[5,5]",
+                             "trainer.max_epochs=2"))
+    assert metrics["nmi"] > 0.4
 
 
 @pytest.mark.skipif(
     not (__import__("torch_geometric.typing").typing.WITH_PYG_LIB or __import__("torch_geometric.typing").typing.WITH_TORCH_SPARSE),
-    reason="NeighborLoader needs pyg-lib or torch-sparse (not on PyPI as wheels); the other loaders are tested always",
+    reason="PyG's own NeighborLoader needs pyg-lib or torch-sparse (not on PyPI as wheels); the plain-PyTorch sampler is tested always",
 )
 def test_neighbor_loader_trains(make_cfg):
     metrics = train(make_cfg("data.loader=neighbor", "data.batch_size=128", "data.num_neighbors=[5,5]",

@@ -162,12 +162,13 @@ class GraphDataModule(L.LightningDataModule):
         from torch_geometric.loader import NeighborLoader
         from torch_geometric.typing import WITH_PYG_LIB, WITH_TORCH_SPARSE
 
-        if not (WITH_PYG_LIB or WITH_TORCH_SPARSE):
-            from gnngmm.errors import InputError
+        if not (WITH_PYG_LIB or WITH_TORCH_SPARSE):  # PyG's sampler is compiled: sample in plain PyTorch
+            from gnngmm.data.sampling import NeighborSampler
 
-            raise InputError(
-                "data.loader=neighbor needs pyg-lib or torch-sparse (see README, 'Big graphs'); "
-                "data.loader=random_nodes or data.precompute=sign with data.loader=nodes need neither"
+            log.info("data.loader=neighbor: pyg-lib/torch-sparse not installed, sampling in plain PyTorch")
+            return DataLoader(
+                range(self.data.num_nodes), batch_size=self.batch_size, shuffle=True, generator=generator,
+                collate_fn=NeighborSampler(self.data, self.num_neighbors), num_workers=self.num_workers,
             )
         return NeighborLoader(
             self.data, num_neighbors=self.num_neighbors, batch_size=self.batch_size, shuffle=True,

@@ -1,0 +1,64 @@
+"""Neighbour sampling in plain PyTorch: ``data.loader=neighbor`` without pyg-lib or torch-sparse.
+
+PyG's ``NeighborLoader`` needs one of those compiled extensions (neither is a PyPI wheel). This
+sampler builds the same kind of batch -- the seed nodes first (``batch_size`` of them), then up to
+``num_neighbors[h]`` neighbours per node drawn uniformly without replacement at hop ``h``, and only
+the sampled edges, pointing from neighbour to target -- with vectorised tensor operations.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+
+
+class NeighborSampler:
+    """``collate_fn`` for a ``DataLoader`` over node ids: a list of seed ids -> a sampled ``Data``."""
+
+    def __init__(self, data: Data, num_neighbors: list[int]):
+        n = data.num_nodes
+        src, dst = data.edge_index
+        order = torch.argsort(dst, stable=True)
+        self.col = src[order]  # in-neighbours of each node, grouped by target
+        self.rowptr = torch.zeros(n + 1, dtype=torch.long)
+        self.rowptr[1:] = torch.bincount(dst, minlength=n).cumsum(0)
+        self.num_neighbors = [int(k) for k in num_neighbors]
+        self.data, self.num_nodes = data, n
+
+    def _sample(self, targets: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """(neighbour, target) pairs: up to ``k`` per target (all of them when ``k < 0``)."""
+        start, deg = self.rowptr[targets], self.rowptr[targets + 1] - self.rowptr[targets]
+        owner = torch.repeat_interleave(torch.arange(len(targets)), deg)  # candidates, grouped by target
+        first = (deg.cumsum(0) - deg)[owner]  # index of the owner's first candidate
+        position = start[owner] + torch.arange(len(owner)) - first
+        if k >= 0:  # a random key per candidate; keep the k smallest keys of each target
+            ranked = torch.argsort(owner.to(torch.float64) + torch.rand(len(owner), dtype=torch.float64))
+            rank = torch.empty_like(ranked)
+            rank[ranked] = torch.arange(len(ranked)) - first[ranked]
+            owner, position = owner[rank < k], position[rank < k]
+        return self.col[position], targets[owner]
+
+    def __call__(self, ids) -> Data:
+        seeds = torch.as_tensor(ids, dtype=torch.long)
+        local = torch.full((self.num_nodes,), -1, dtype=torch.long)
+        local[seeds] = torch.arange(len(seeds))
+        nodes, frontier, edges = [seeds], seeds, []
+        for k in self.num_neighbors:
+            neighbour, target = self._sample(frontier, k)
+            new = torch.unique(neighbour[local[neighbour] < 0])
+            local[new] = torch.arange(len(new)) + sum(len(part) for part in nodes)
+            nodes.append(new)
+            edges.append(torch.stack([local[neighbour], local[target]]))
+            frontier = new
+            if not len(frontier):
+                break
+        n_id = torch.cat(nodes)
+        batch = Data(
+            x=self.data.x[n_id],
+            edge_index=torch.cat(edges, dim=1) if edges else torch.zeros(2, 0, dtype=torch.long),
+            num_nodes=len(n_id), n_id=n_id, batch_size=len(seeds),
+        )
+        if getattr(self.data, "y", None) is not None:
+            batch.y = self.data.y[n_id]
+        return batch
