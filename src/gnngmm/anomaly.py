@@ -87,23 +87,22 @@ def structural_density(edge_index: Tensor, num_nodes: int) -> Tensor:
 
 
 @torch.no_grad()
-def node_scores(module, data, method: str = "nll") -> Tensor:
-    """Higher = more anomalous."""
+def node_scores(module, data, method: str = "nll", z: Tensor | None = None) -> Tensor:
+    """Higher = more anomalous. ``z``: every node's GMM input, when the caller already has it."""
     if method not in SCORES:
         raise InputError(f"anomaly.score={method!r} is not one of {', '.join(SCORES)}")
-    z = module.gmm_input(data)
+    z = module.gmm_input(data) if z is None else z
     nll = -module.gmm.score_samples(z)
     if method == "nll":
         return nll
     if method == "combined":
         raw = getattr(data, "raw_x", None)
         raw = raw if raw is not None else data.x
-        channels = (
-            nll.cpu(),
+        return combine_ranks([
+            nll,
             contextual_inconsistency(raw, data.edge_index),
             structural_density(data.edge_index, data.num_nodes),
-        )
-        return combine_ranks([c.cpu() for c in channels])
+        ])
     inconsistency = neighbor_inconsistency(z, data.edge_index.to(z.device))
     if method == "neighbor":
         return inconsistency
@@ -118,10 +117,10 @@ def baseline_scores(data) -> dict[str, Tensor]:
     return {"degree": degree(data.edge_index[0], data.num_nodes), "feature_norm": x_norm}
 
 
-def anomaly_report(module, data, method: str) -> dict[str, float]:
+def anomaly_report(module, data, method: str, z: Tensor | None = None) -> dict[str, float]:
     """``auroc``/``average_precision``/``recall_at_k`` of the chosen score, and the same metrics
     for each baseline (``degree_auroc``, ...)."""
-    out = anomaly_metrics(data.outlier, node_scores(module, data, method).cpu())
+    out = anomaly_metrics(data.outlier, node_scores(module, data, method, z).cpu())
     for name, score in baseline_scores(data).items():
         out.update({f"{name}_{k}": v for k, v in anomaly_metrics(data.outlier, score).items()})
     return out

@@ -39,9 +39,10 @@ def write_history(path: Path, history: list[dict]) -> None:
 
 
 @torch.no_grad()
-def node_predictions(module, data) -> dict[str, torch.Tensor]:
-    """Per node: cluster, max responsibility, entropy of responsibilities, NLL (anomaly score)."""
-    z = module.gmm_input(data)
+def node_predictions(module, data, z: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Per node: cluster, max responsibility, entropy of responsibilities, NLL (anomaly score).
+    ``z``: every node's GMM input, when the caller already has it."""
+    z = module.gmm_input(data) if z is None else z
     log_prob = module.gmm.log_prob_table(z)
     log_norm = torch.logsumexp(log_prob, 1)
     resp = torch.exp(log_prob - log_norm[:, None])
@@ -73,8 +74,8 @@ def write_table(table: dict[str, torch.Tensor], path: Path) -> list[Path]:
     return written + [parquet]
 
 
-def write_predictions(output_dir: Path, module, data) -> list[Path]:
-    return write_table(node_predictions(module, data), output_dir / "predictions.csv")
+def write_predictions(output_dir: Path, module, data, z: torch.Tensor | None = None) -> list[Path]:
+    return write_table(node_predictions(module, data, z), output_dir / "predictions.csv")
 
 
 def write_bic(output_dir: Path, rows: list[dict], chosen: int, criterion: str = "bic") -> None:
@@ -114,10 +115,11 @@ def embedding_2d(z: torch.Tensor, method: str = "pca", seed: int = 0) -> tuple[t
     return (z @ v[:2].T).float(), "PCA"
 
 
-def save_pictures(output_dir: Path, module, data, final: dict, projection: str = "pca") -> list[Path]:
-    """embedding.png (coloured by cluster, and by true label when known), cluster_sizes.png."""
+def save_pictures(output_dir: Path, data, final: dict, projection: str = "pca") -> list[Path]:
+    """embedding.png (coloured by cluster, and by true label when known), cluster_sizes.png, from
+    the final refit's summary (its GMM input ``z``, assignments and sizes)."""
     plt = _plt()
-    z = module.gmm_input(data).cpu()
+    z = final["z"].cpu()
     if z.shape[0] > 20000:  # pictures of a sample: the projection and the scatter stay fast
         keep = torch.randperm(z.shape[0], generator=torch.Generator().manual_seed(0))[:20000]
     else:

@@ -111,7 +111,8 @@ def refit(
     module, data, *, max_iter: int, fresh_inits: int = 0, warm: bool = True, k_range=None, k_criterion: str = "bic",
     comm=None,
 ) -> dict:
-    """One EM refit of ``module.gmm`` on the current embedding; returns the summary dict.
+    """One EM refit of ``module.gmm`` on the current embedding; returns the summary dict (its
+    ``z`` is every node's GMM input, for the scores and pictures that follow a final refit).
 
     Candidates: the warm start (one M-step from ``module.resp`` on the new embedding, then EM for
     up to ``max_iter`` iterations) when ``warm`` and it matches, and a fresh fit with
@@ -153,6 +154,7 @@ def refit(
     check_ranks_agree(gmm, comm)
     result, module.resp = _summarise(gmm, z_all, comm, data)
     result["bic_table"] = bic_table
+    result["z"] = z_all
     return result
 
 

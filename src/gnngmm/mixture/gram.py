@@ -75,7 +75,9 @@ class FullCovarianceStep:
     def log_prob(self, x: Tensor) -> Tensor:
         """``log w_k + log N(x | k)`` for every row and component (dense path, exact)."""
         xc = x - self.center
-        q = quadratic_features(xc, self.offsets)
+        return self._dense_log_prob(xc, quadratic_features(xc, self.offsets))
+
+    def _dense_log_prob(self, xc: Tensor, q: Tensor) -> Tensor:
         return self.const - 0.5 * ((self.w @ q).T - 2.0 * (xc @ self.b.T) + self.c)
 
     def chunk(self, x: Tensor, shift: Tensor) -> tuple[SufficientStats, Tensor]:
@@ -99,7 +101,7 @@ class FullCovarianceStep:
                 return self._screened(x, xc, keep, shift)
             self.dense_before = True
         q = quadratic_features(xc, self.offsets)
-        log_prob = self.const - 0.5 * ((self.w @ q).T - 2.0 * (xc @ self.b.T) + self.c)
+        log_prob = self._dense_log_prob(xc, q)
         log_norm = torch.logsumexp(log_prob, dim=1)
         resp = torch.exp(log_prob - log_norm[:, None])
         return self._dense_stats(xc, q, resp, shift), log_norm
