@@ -54,6 +54,11 @@ def test_bond_run_reports_anomaly_metrics_and_baselines(make_cfg, tmp_path, scor
     assert written["auroc"] == metrics["auroc"]
 
 
+def test_unknown_anomaly_score_fails_before_training(make_cfg):
+    with pytest.raises(InputError, match="anomaly_score='combind' is not one of"):
+        train(make_cfg("anomaly_score=combind", "trainer.max_epochs=100000"))
+
+
 def test_injection_from_the_command_line_config(make_cfg):
     metrics = train(make_cfg("data.inject.structural_cliques=2", "data.inject.clique_size=10", "data.inject.contextual=20"))
     assert "auroc" in metrics and "nmi" in metrics
@@ -100,31 +105,51 @@ def test_triangle_counts_known_answer():
     assert counts.tolist() == [3.0, 3.0, 3.0, 3.0, 0.0]
 
 
-def test_combined_score_finds_injected_cliques_and_contexts(make_cfg):
+@pytest.mark.parametrize("score", ["combined", "combined_max"])
+def test_combined_score_finds_injected_cliques_and_contexts(make_cfg, score):
     metrics = train(make_cfg("data.inject.structural_cliques=3", "data.inject.clique_size=10",
-                             "data.inject.contextual=30", "anomaly_score=combined"))
+                             "data.inject.contextual=30", f"anomaly_score={score}"))
     assert metrics["auroc"] > 0.85
     assert metrics["auroc"] > metrics["degree_auroc"] and metrics["auroc"] > metrics["feature_norm_auroc"]
 
 
-def test_rank_fraction_averages_ties():
-    from gnngmm.anomaly import rank_fraction
+def test_tail_p_values_average_ties():
+    from gnngmm.anomaly import tail_p_values
 
-    ranks = rank_fraction(torch.tensor([3.0, 1.0, 3.0, 2.0, 1.0]))
-    torch.testing.assert_close(ranks, torch.tensor([3.5, 0.5, 3.5, 2.0, 0.5], dtype=torch.float64) / 4)
-    torch.testing.assert_close(rank_fraction(torch.zeros(4)), torch.full((4,), 0.5, dtype=torch.float64))
+    # ascending average ranks 3.5, 0.5, 3.5, 2, 0.5 of 5: p = (5 - rank) / 5
+    p = tail_p_values(torch.tensor([3.0, 1.0, 3.0, 2.0, 1.0]))
+    torch.testing.assert_close(p, torch.tensor([1.5, 4.5, 1.5, 3.0, 4.5], dtype=torch.float64) / 5)
+    torch.testing.assert_close(tail_p_values(torch.arange(4.0)), torch.tensor([1.0, 0.75, 0.5, 0.25], dtype=torch.float64))
+    torch.testing.assert_close(tail_p_values(torch.zeros(4)), torch.full((4,), 0.625, dtype=torch.float64))
+
+
+def test_fisher_combination_ranks_jointly_unusual_nodes_above_single_channel_extremes():
+    from gnngmm.anomaly import combine_channels
+
+    # node 0 is second-highest in both channels; node 1 tops channel a only; node 2 tops b only
+    a = torch.tensor([8.0, 9.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+    b = torch.tensor([8.0, 0.0, 9.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0])
+    score = combine_channels([a, b])
+    # -log p: node 0 2 log(5) = 3.22; nodes 1 and 2 log(10) = 2.30 (their other p is 1); nodes 3-9 <= 1.31
+    assert int(score.argmax()) == 0
+    torch.testing.assert_close(score[0], 2 * torch.log(torch.tensor(5.0, dtype=torch.float64)))
+    assert score[1] == score[2] and score[1] > score[3:].max()
+    # Tippett's rule (anomaly_score=combined_max) keeps the smallest p: the one-channel extremes win
+    tippett = combine_channels([a, b], "max")
+    assert tippett[1] == tippett[2] > tippett[0]
+    torch.testing.assert_close(tippett[0], torch.log(torch.tensor(5.0, dtype=torch.float64)))
 
 
 def test_constant_channel_is_left_out_of_the_combined_score():
-    from gnngmm.anomaly import combine_ranks, rank_fraction, structural_density
+    from gnngmm.anomaly import combine_channels, structural_density, tail_p_values
 
     # a 4-cycle with self-loops: triangle-free, so its structural channel must be all zero
     cycle = torch.tensor([[0, 1, 1, 2, 2, 3, 3, 0], [1, 0, 2, 1, 3, 2, 0, 3]])
     assert structural_density(cycle, 4).tolist() == [0.0] * 4
     signal = torch.tensor([0.1, 0.9, 0.4, 0.2])
-    combined = combine_ranks([signal, structural_density(cycle, 4)])
-    torch.testing.assert_close(combined, rank_fraction(signal))  # not floored at the tie's 0.5
-    assert combine_ranks([torch.ones(4)]).tolist() == [0.0] * 4
+    combined = combine_channels([signal, structural_density(cycle, 4)])
+    torch.testing.assert_close(combined, -tail_p_values(signal).log())  # not shifted by the tie's p
+    assert combine_channels([torch.ones(4)]).tolist() == [0.0] * 4
 
 
 def test_contextual_channel_sees_past_a_common_offset():

