@@ -68,12 +68,13 @@ def make_cfg(tmp_path, mirror):
     GlobalHydra.instance().clear()
 
 
-def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: int = 600):
-    """Run ``python train.py`` (or another script) as a user would, in a subprocess."""
+def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: int = 600, env: dict | None = None):
+    """Run ``python train.py`` (or another script) as a user would, in a subprocess; ``env``
+    replaces this process's environment."""
     import subprocess
     import sys
 
-    env = dict(os.environ, WANDB_MODE="offline", HYDRA_FULL_ERROR="0", **(env_extra or {}))
+    env = dict(os.environ if env is None else env, WANDB_MODE="offline", HYDRA_FULL_ERROR="0", **(env_extra or {}))
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )

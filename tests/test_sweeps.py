@@ -46,6 +46,19 @@ def test_grid_multirun_and_summary_means(tmp_path, mirror):
     assert (sweep / "summary.png").stat().st_size > 1000
 
 
+def test_multirun_with_the_default_sweep_dir_lands_under_the_launch_directory(tmp_path, mirror):
+    # no hydra.sweep.dir and no GNNGMM_ROOT, as a user types it: the sweep dir is resolved before
+    # any job's HydraConfig exists (it used to fail with "HydraConfig was not set")
+    env = {k: v for k, v in os.environ.items() if k != "GNNGMM_ROOT"}
+    result = run_cli(
+        [str(ROOT / "train.py"), "-m", "seed=0,1", f"paths.data_dir={tmp_path}/data", f"paths.mirror_dir={mirror}", *SMALL],
+        cwd=tmp_path, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    assert sorted(p.parent.name for p in sweep.glob("*/metrics.json")) == ["0", "1"]
+
+
 def test_a_failing_job_does_not_stop_the_multirun(tmp_path, mirror):
     sweep = multirun(tmp_path, mirror, "gmm.k=7,0")
     assert len(list(sweep.glob("*/metrics.json"))) == 1
