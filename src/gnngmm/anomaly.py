@@ -99,11 +99,15 @@ def structural_density(edge_index: Tensor, num_nodes: int) -> Tensor:
     return triangle_counts(edge_index, num_nodes) / degree(edge_index[0], num_nodes).clamp_min(1)
 
 
+def check_score(method: str) -> None:
+    if method not in SCORES:
+        raise InputError(f"anomaly_score={method!r} is not one of {', '.join(SCORES)}")
+
+
 @torch.no_grad()
 def node_scores(module, data, method: str = "nll", z: Tensor | None = None) -> Tensor:
     """Higher = more anomalous. ``z``: every node's GMM input, when the caller already has it."""
-    if method not in SCORES:
-        raise InputError(f"anomaly_score={method!r} is not one of {', '.join(SCORES)}")
+    check_score(method)
     z = module.gmm_input(data) if z is None else z
     nll = -module.gmm.score_samples(z)
     if method == "nll":

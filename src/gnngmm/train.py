@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
 
-from gnngmm.anomaly import SCORES, anomaly_report
+from gnngmm.anomaly import anomaly_report, check_score
 from gnngmm.callbacks.em_refit import EMRefit, refit
 from gnngmm.embedding import EmbeddingTransform
 from gnngmm.errors import InputError
@@ -88,8 +88,7 @@ def train(cfg: DictConfig) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     resolve_k(cfg.gmm.k)  # fail on a bad value before loading anything
-    if cfg.get("anomaly_score", "nll") not in SCORES:
-        raise InputError(f"anomaly_score={cfg.anomaly_score!r} is not one of {', '.join(SCORES)}")
+    check_score(cfg.get("anomaly_score", "nll"))
 
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
