@@ -22,7 +22,8 @@ from torch_geometric.utils import degree
 from gnngmm.errors import InputError
 from gnngmm.metrics import anomaly_metrics
 
-SCORES = ("nll", "nll+neighbor", "neighbor", "combined", "combined_max")
+COMBINATION_RULES = {"combined": "fisher", "combined_max": "max"}  # score -> combine_channels rule
+SCORES = ("nll", "nll+neighbor", "neighbor", *COMBINATION_RULES)
 
 
 def _standardize(v: Tensor) -> Tensor:
@@ -105,18 +106,19 @@ def check_score(method: str) -> None:
 
 
 @torch.no_grad()
-def node_scores(module, data, method: str = "nll", z: Tensor | None = None) -> Tensor:
-    """Higher = more anomalous. ``z``: every node's GMM input, when the caller already has it."""
+def node_scores(module, data, method: str = "nll", z: Tensor | None = None, log_prob: Tensor | None = None) -> Tensor:
+    """Higher = more anomalous. ``z`` (every node's GMM input) and ``log_prob`` (the GMM's (N, K)
+    table of it): what a final refit already computed, when the caller has them."""
     check_score(method)
     z = module.gmm_input(data) if z is None else z
-    nll = -module.gmm.score_samples(z)
+    nll = -(torch.logsumexp(log_prob, dim=1) if log_prob is not None else module.gmm.score_samples(z))
     if method == "nll":
         return nll
-    if method in ("combined", "combined_max"):
+    if method in COMBINATION_RULES:
         raw = getattr(data, "raw_x", None)
         raw = raw if raw is not None else data.x
         channels = [nll, contextual_inconsistency(raw, data.edge_index), structural_density(data.edge_index, data.num_nodes)]
-        return combine_channels(channels, "fisher" if method == "combined" else "max")
+        return combine_channels(channels, COMBINATION_RULES[method])
     inconsistency = neighbor_inconsistency(z, data.edge_index.to(z.device))
     if method == "neighbor":
         return inconsistency
@@ -131,10 +133,12 @@ def baseline_scores(data) -> dict[str, Tensor]:
     return {"degree": degree(data.edge_index[0], data.num_nodes), "feature_norm": x_norm}
 
 
-def anomaly_report(module, data, method: str, z: Tensor | None = None) -> dict[str, float]:
+def anomaly_report(
+    module, data, method: str, z: Tensor | None = None, log_prob: Tensor | None = None
+) -> dict[str, float]:
     """``auroc``/``average_precision``/``recall_at_k`` of the chosen score, and the same metrics
     for each baseline (``degree_auroc``, ...)."""
-    out = anomaly_metrics(data.outlier, node_scores(module, data, method, z).cpu())
+    out = anomaly_metrics(data.outlier, node_scores(module, data, method, z, log_prob).cpu())
     for name, score in baseline_scores(data).items():
         out.update({f"{name}_{k}": v for k, v in anomaly_metrics(data.outlier, score).items()})
     return out

@@ -39,16 +39,16 @@ def write_history(path: Path, history: list[dict]) -> None:
 
 
 @torch.no_grad()
-def node_predictions(module, data, z: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def node_predictions(module, data, log_prob: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Per node: cluster, max responsibility, entropy of responsibilities, NLL (anomaly score).
-    ``z``: every node's GMM input, when the caller already has it."""
-    z = module.gmm_input(data) if z is None else z
-    log_prob = module.gmm.log_prob_table(z)
+    ``log_prob``: the GMM's (N, K) table, when the caller already has it (a final refit's)."""
+    if log_prob is None:
+        log_prob = module.gmm.log_prob_table(module.gmm_input(data))
     log_norm = torch.logsumexp(log_prob, 1)
     resp = torch.exp(log_prob - log_norm[:, None])
     entropy = -(resp * (log_prob - log_norm[:, None])).sum(1)
     return {
-        "node": torch.arange(z.shape[0]),
+        "node": torch.arange(log_prob.shape[0]),
         "cluster": resp.argmax(1).cpu(),
         "max_responsibility": resp.max(1).values.cpu(),
         "entropy": entropy.cpu(),
@@ -74,8 +74,8 @@ def write_table(table: dict[str, torch.Tensor], path: Path) -> list[Path]:
     return written + [parquet]
 
 
-def write_predictions(output_dir: Path, module, data, z: torch.Tensor | None = None) -> list[Path]:
-    return write_table(node_predictions(module, data, z), output_dir / "predictions.csv")
+def write_predictions(output_dir: Path, module, data, log_prob: torch.Tensor | None = None) -> list[Path]:
+    return write_table(node_predictions(module, data, log_prob), output_dir / "predictions.csv")
 
 
 def write_bic(output_dir: Path, rows: list[dict], chosen: int, criterion: str = "bic") -> None:

@@ -152,7 +152,7 @@ def train(cfg: DictConfig) -> dict:
                 values = [row[key] for row in module.history if key in row]
                 metrics[name] = round(sum(values) / len(values), 4) if values else None
         if getattr(data, "outlier", None) is not None:
-            metrics.update(anomaly_report(module, data, cfg.get("anomaly_score", "nll"), final["z"]))
+            metrics.update(anomaly_report(module, data, cfg.get("anomaly_score", "nll"), final["z"], final["log_prob"]))
         if trainer.is_global_zero:
             write_outputs(output_dir, metrics, final, module, data, cfg, loggers)
         return metrics
@@ -165,7 +165,7 @@ def write_outputs(output_dir: Path, metrics: dict, final: dict, module, data, cf
     from gnngmm import reporting
 
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    reporting.write_predictions(output_dir, module, data, final["z"])
+    reporting.write_predictions(output_dir, module, data, final["log_prob"])
     if module.bic_table:
         reporting.write_bic(output_dir, module.bic_table, final["k"], cfg.gmm.get("k_criterion", "bic"))
     if cfg.get("save_pictures", True):

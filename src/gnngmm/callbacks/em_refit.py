@@ -66,9 +66,10 @@ def embed_for_gmm(module, data, comm, refit_transform: bool = True) -> tuple[Ten
     return z, _shard(z, comm)
 
 
-def _summarise(gmm: GaussianMixture, z_all: Tensor, comm, data) -> tuple[dict, Tensor]:
+def _summarise(gmm: GaussianMixture, z_all: Tensor, comm, data) -> tuple[dict, Tensor, Tensor]:
     """One pass over every node's log-probabilities: assignments, mean log-likelihood and BIC (of
-    this rank's shard, summed over ranks), anomaly scores; returns this rank's responsibilities."""
+    this rank's shard, summed over ranks), anomaly scores; returns this rank's responsibilities
+    and the (N, K) table itself."""
     log_prob = gmm.log_prob_table(z_all)
     log_norm = torch.logsumexp(log_prob, dim=1)
     pred = log_prob.argmax(1)
@@ -85,7 +86,7 @@ def _summarise(gmm: GaussianMixture, z_all: Tensor, comm, data) -> tuple[dict, T
     if getattr(data, "outlier", None) is not None:
         result.update(anomaly_metrics(data.outlier, -log_norm))
     resp = _shard(torch.exp(log_prob - log_norm[:, None]), comm)
-    return result, resp
+    return result, resp, log_prob
 
 
 def select_components(
@@ -112,7 +113,8 @@ def refit(
     comm=None,
 ) -> dict:
     """One EM refit of ``module.gmm`` on the current embedding; returns the summary dict (its
-    ``z`` is every node's GMM input, for the scores and pictures that follow a final refit).
+    ``z`` is every node's GMM input and ``log_prob`` their ``log w_k + log N(z | k)`` table, for the
+    scores, predictions and pictures that follow a final refit).
 
     Candidates: the warm start (one M-step from ``module.resp`` on the new embedding, then EM for
     up to ``max_iter`` iterations) when ``warm`` and it matches, and a fresh fit with
@@ -152,9 +154,10 @@ def refit(
         gmm.load_state_dict(max(candidates, key=lambda s: s["lower_bound_"]))
     gmm.to(z_local.device)
     check_ranks_agree(gmm, comm)
-    result, module.resp = _summarise(gmm, z_all, comm, data)
+    result, module.resp, log_prob = _summarise(gmm, z_all, comm, data)
     result["bic_table"] = bic_table
     result["z"] = z_all
+    result["log_prob"] = log_prob
     return result
 
 
