@@ -1,6 +1,7 @@
 # Two commands do all the set-up (see README.md):
 #   make run    install, then train the default job (Cora, GCN, GMM k=7, CPU, offline)
-#   make test   install with the test extras, then run the tests
+#   make test   install with the test extras, then run the tests (what CI runs)
+#   make test-fast   once installed: the tests without the `slow` ones (subprocesses, DDP, notebook)
 # torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 # On a CUDA machine use e.g. TORCH_INDEX=https://download.pytorch.org/whl/cu124.
 PYTHON ?= python
@@ -9,7 +10,7 @@ TORCH_INDEX ?=
 PIP := $(PYTHON) -m pip
 PIP_TORCH := $(PIP) install "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: install install-test run test bench clean
+.PHONY: install install-test run test test-fast bench clean
 
 install:
 	$(PIP_TORCH)
@@ -24,6 +25,9 @@ run: install
 
 test: install-test
 	$(PYTHON) -m pytest
+
+test-fast:
+	$(PYTHON) -m pytest -m "not slow" -q
 
 clean:
 	rm -rf logs outputs multirun .pytest_cache

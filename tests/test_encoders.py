@@ -69,7 +69,7 @@ def test_gcn_normalisation_and_masks_match_pyg(graphs):
     data = graphs["fixture"]
     torch.manual_seed(0)
     ours = GNNEncoder(data.num_features, arch="gcn", hidden_channels=16, out_channels=8, num_layers=2, out_act=None)
-    reference = GCN(data.num_features, 16, 2, 8, act="prelu")
+    reference = GCN(data.num_features, 16, 2, 8, act="selu")
     reference.load_state_dict(ours.gnn.state_dict())
     torch.testing.assert_close(ours(data.x, data.edge_index), reference(data.x, data.edge_index), atol=1e-5, rtol=1e-4)
     keep = torch.rand(data.edge_index.shape[1], generator=torch.Generator().manual_seed(1)) > 0.4

@@ -9,6 +9,7 @@ from gnngmm.embedding import EmbeddingTransform
 from gnngmm.encoders import GNNEncoder
 from gnngmm.metrics import clustering_metrics
 from gnngmm.mixture import GaussianMixture
+from gnngmm.components import build
 from gnngmm.objectives import CCASSG, DGI, GAE, GRACE, NS4GC
 from gnngmm.data.synthetic import planted_partition
 
@@ -22,7 +23,8 @@ def planted():
 def train_encoder(data, objective_cls, epochs, out=32, **kwargs):
     torch.manual_seed(0)
     encoder = GNNEncoder(data.num_features, hidden_channels=64, out_channels=out, num_layers=2, act="selu", out_act=None)
-    objective = objective_cls(out, **kwargs)
+    # dim is passed only to objectives that take it (DGI, GRACE), as the estimator does
+    objective = build({"_target_": f"{objective_cls.__module__}.{objective_cls.__name__}", **kwargs}, dim=out)
     optimizer = torch.optim.Adam(list(encoder.parameters()) + list(objective.parameters()), lr=0.01)
     losses = []
     for _ in range(epochs):
@@ -67,3 +69,26 @@ def test_gmm_term_on_views_is_scale_free_and_runs(make_cfg):
                              "gmm.reseed_at_loss_start=true", "gmm.kmeans_n_init=5", "trainer.max_epochs=4",
                              "gmm.embedding.pca_dim=null", "gmm.embedding.center=false"))
     assert metrics["nmi"] > 0.5
+
+
+def test_gae_returns_the_seed_nodes_embedding(planted):
+    """ObjectiveOutput.embedding holds the batch's seed nodes (a sampled batch lists them first)."""
+    batch = planted.clone()
+    batch.batch_size = 100
+    encoder = GNNEncoder(planted.num_features, hidden_channels=16, out_channels=8)
+    out = GAE()(encoder, batch)
+    assert out.embedding.shape == (100, 8)
+
+
+def test_small_eigh_runs_on_one_thread_without_touching_the_callers_setting(monkeypatch):
+    import threading
+
+    from gnngmm.embedding import symmetric_eigh
+
+    callers = []
+    original = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (callers.append(threading.current_thread()), original(n)))
+    a = torch.randn(50, 6, dtype=torch.float64)
+    values, vectors = symmetric_eigh(a.T @ a)
+    torch.testing.assert_close(vectors @ torch.diag(values) @ vectors.T, a.T @ a)
+    assert callers and threading.main_thread() not in callers, "set_num_threads only in the worker thread"

@@ -88,6 +88,7 @@ def test_neighbor_loader_trains(make_cfg):
     assert metrics["nmi"] > 0.4
 
 
+@pytest.mark.slow  # a subprocess / several processes
 def test_ddp_two_cpu_processes_refit_identical_gmms(tmp_path, mirror):
     run = tmp_path / "run"
     result = run_cli(
@@ -106,6 +107,7 @@ def test_ddp_two_cpu_processes_refit_identical_gmms(tmp_path, mirror):
     assert len(list((run / "csv").glob("version_*"))) == 1, "only rank 0 writes logs"
 
 
+@pytest.mark.slow  # a subprocess / several processes
 def test_bench_scale_small(tmp_path):
     result = run_cli(
         ["scripts/bench_scale.py", "--nodes", "3000", "--edges", "30000", "--features", "32", "--blocks", "5",

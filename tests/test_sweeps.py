@@ -30,6 +30,7 @@ def multirun(tmp_path, mirror, *args):
     return sweep
 
 
+@pytest.mark.slow  # a subprocess / several processes
 def test_grid_multirun_and_summary_means(tmp_path, mirror):
     sweep = multirun(tmp_path, mirror, "encoder=gcn,sage", "seed=0,1")
     rows = summarize(sweep)
@@ -46,6 +47,7 @@ def test_grid_multirun_and_summary_means(tmp_path, mirror):
     assert (sweep / "summary.png").stat().st_size > 1000
 
 
+@pytest.mark.slow  # a subprocess / several processes
 def test_multirun_with_the_default_sweep_dir_lands_under_the_launch_directory(tmp_path, mirror):
     # no hydra.sweep.dir and no GNNGMM_ROOT, as a user types it: the sweep dir is resolved before
     # any job's HydraConfig exists (it used to fail with "HydraConfig was not set")
@@ -59,15 +61,17 @@ def test_multirun_with_the_default_sweep_dir_lands_under_the_launch_directory(tm
     assert sorted(p.parent.name for p in sweep.glob("*/metrics.json")) == ["0", "1"]
 
 
+@pytest.mark.slow  # a subprocess / several processes
 def test_a_failing_job_does_not_stop_the_multirun(tmp_path, mirror):
     sweep = multirun(tmp_path, mirror, "gmm.k=7,0")
     assert len(list(sweep.glob("*/metrics.json"))) == 1
     failure = json.loads(next(sweep.glob("*/failure.json")).read_text())
-    assert failure["error"] == "InputError" and "gmm.k must be >= 1" in failure["message"]
+    assert failure["error"] == "InputError" and "gmm.k (n_clusters) must be >= 1" in failure["message"]
     summarize(sweep)
     assert "1 failed job(s)" in (sweep / "summary.md").read_text()
 
 
+@pytest.mark.slow  # a subprocess / several processes
 def test_optuna_preset_runs_trials_on_an_unsupervised_objective(tmp_path, mirror):
     GlobalHydra.instance().clear()
     with initialize_config_module("gnngmm.conf", version_base="1.3"):
@@ -108,11 +112,15 @@ def test_offline_wandb_run_holds_pictures_and_tables(make_cfg, tmp_path, monkeyp
         assert (tmp_path / "out" / name).exists()
 
 
+@pytest.mark.slow  # a subprocess / several processes
 def test_quickstart_notebook_executes(tmp_path, mirror):
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
+    committed = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in committed), "committed with its outputs (plots show on GitHub)"
+    assert "GNNGMM(" in "".join(cell.source for cell in nb.cells) and "HydraConfig" not in str(nb), "the estimator, no Hydra"
     os.environ["GNNGMM_NOTEBOOK_EPOCHS"] = "2"
     os.environ["GNNGMM_MIRROR_DIR"] = str(mirror)
     try:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 
 import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
 from conftest import ROOT, SMALL, run_cli
+from raw_fixtures import graph
 from gnngmm.errors import InputError
 from gnngmm.mixture.criteria import knee
 from gnngmm.train import train
@@ -49,7 +52,9 @@ def test_default_run_writes_metrics_json(make_cfg, tmp_path):
 def test_command_line_variants_run(make_cfg, overrides):
     metrics = train(make_cfg(*overrides))
     assert metrics["nmi"] > 0.3
-    assert metrics["covariance_type"] == ("diag" if "gmm.covariance_type=diag" in overrides else metrics["covariance_type"])
+    chosen = [o.split("=", 1)[1] for o in overrides if o.startswith("gmm.covariance_type=")]
+    assert metrics["covariance_type"] == (chosen[0] if chosen else "isotropic")
+    assert metrics["encoder"] == next((o.split("=")[1] for o in overrides if o.startswith("encoder=")), "gcn")
 
 
 @pytest.mark.parametrize("name", experiment_names())
@@ -66,6 +71,7 @@ def test_wandb_without_key_logs_offline(make_cfg, tmp_path, monkeypatch):
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.setenv("HOME", str(tmp_path))
     metrics = train(make_cfg("logger=wandb", "save_pictures=true"))
+    assert "WANDB_MODE" not in os.environ, "the run's offline mode does not outlive it"
     runs = list((tmp_path / "out" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, "one offline run directory"
     assert list(runs[0].glob("*.wandb")), "the run's log file exists"
@@ -98,11 +104,12 @@ def test_missing_data_without_network_names_dataset_and_dirs(make_cfg, tmp_path,
     assert "'cora'" in message and str(tmp_path / "data") in message and "no-mirror" in message
 
 
+@pytest.mark.slow  # a subprocess / several processes
 def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, mirror):
     common = [f"hydra.run.dir={tmp_path}/run", f"paths.data_dir={tmp_path}/data", f"paths.mirror_dir={mirror}", "logger=none"]
     result = run_cli(["train.py", "gmm.k=0", *common], cwd=ROOT)
     assert result.returncode == 2
-    assert "gnngmm: error: gmm.k must be >= 1, got 0" in result.stderr
+    assert "gnngmm: error: gmm.k (n_clusters) must be >= 1, got 0" in result.stderr
     assert "Traceback" not in result.stderr
     too_many = run_cli(["train.py", "gmm.k=561", *common], cwd=ROOT)
     assert too_many.returncode == 2
@@ -114,6 +121,7 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, mirror):
     assert "Could not find 'encoder/nope'" in unknown.stderr and "gcn" in unknown.stderr
 
 
+@pytest.mark.slow  # a subprocess / several processes
 def test_multirun_two_jobs(tmp_path, mirror):
     sweep = tmp_path / "sweep"
     args = [
@@ -185,3 +193,40 @@ def test_k_auto_with_the_knee_criterion(make_cfg, tmp_path):
 def test_unknown_k_criterion_is_a_clear_error(make_cfg):
     with pytest.raises(InputError, match="gmm.k_criterion='elbow'"):
         train(make_cfg("gmm.k=auto", "gmm.k_criterion=elbow"))
+
+
+@pytest.mark.parametrize("name", ["nmi", "auroc", "accuracy"])
+def test_label_based_or_unknown_optimized_metric_is_refused_before_training(make_cfg, name, monkeypatch):
+    import lightning
+
+    monkeypatch.setattr(lightning.Trainer, "fit", lambda *a, **k: pytest.fail("trained before checking"))
+    with pytest.raises(InputError, match=f"optimized_metric='{name}' is not allowed.*bic"):
+        train(make_cfg(f"optimized_metric={name}"))
+
+
+def test_data_files_from_the_command_line(make_cfg, tmp_path):
+    """Edges and features with string node ids; predictions.csv names the nodes by those ids."""
+    data = graph(560, 7, seed=0)
+    ids = [f"paper-{i:04d}" for i in range(560)]
+    with open(tmp_path / "features.csv", "w") as f:
+        f.write("id," + ",".join(f"w{j}" for j in range(data.num_features)) + "\n")
+        for i, row in enumerate(data.x.tolist()):
+            f.write(ids[i] + "," + ",".join(f"{v:g}" for v in row) + "\n")
+    src, dst = data.edge_index
+    keep = src < dst
+    with open(tmp_path / "edges.tsv", "w") as f:
+        f.write("source\ttarget\n")
+        for a, b in zip(src[keep].tolist(), dst[keep].tolist()):
+            f.write(f"{ids[a]}\t{ids[b]}\n")
+        a, b = int(src[keep][0]), int(dst[keep][0])
+        f.write(f"{ids[0]}\t{ids[0]}\n{ids[b]}\t{ids[a]}\n")  # a self-loop and a duplicate (reversed), dropped
+    with open(tmp_path / "labels.csv", "w") as f:
+        f.writelines(f"{ids[i]},class-{int(c)}\n" for i, c in enumerate(data.y.tolist()))
+    metrics = train(make_cfg("data=files", f"data.edges={tmp_path / 'edges.tsv'}", f"data.features={tmp_path / 'features.csv'}",
+                             f"data.labels={tmp_path / 'labels.csv'}", "gmm.k=7"))
+    assert metrics["dataset"] == "files" and metrics["num_nodes"] == 560 and metrics["nmi"] > 0.5
+    assert metrics["num_edges"] == int(keep.sum())
+    rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
+    assert [r["node"] for r in rows] == ids
+    with pytest.raises(InputError, match="gmm.k .*not set"):
+        train(make_cfg("data=files", f"data.edges={tmp_path / 'edges.tsv'}", f"data.features={tmp_path / 'features.csv'}"))

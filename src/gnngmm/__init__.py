@@ -1,13 +1,22 @@
 """gnngmm: a GNN encoder fused with a Gaussian-mixture head for node clustering, anomaly scores
-and density modelling. The mixture lives in :mod:`gnngmm.mixture` (pure PyTorch)."""
+and density modelling.
 
-import warnings
-
-import torch
+``from gnngmm import GNNGMM`` is the estimator (scikit-learn / PyGOD conventions); the mixture
+alone lives in :mod:`gnngmm.mixture` (pure PyTorch). Importing changes no global state.
+"""
 
 __version__ = "0.1.0"
 
-# Sparse tensors built here are valid by construction: opting out explicitly also silences
-# PyTorch's "checks are implicitly disabled" warning, and CSR "beta" notices are noise for users.
-torch.sparse.check_sparse_tensor_invariants.disable()
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+__all__ = ["GNNGMM", "read_graph", "__version__"]
+
+
+def __getattr__(name):  # lazy: `import gnngmm.mixture` does not pull in Lightning
+    if name == "GNNGMM":
+        from gnngmm.estimator import GNNGMM
+
+        return GNNGMM
+    if name == "read_graph":
+        from gnngmm.data.files import read_graph
+
+        return read_graph
+    raise AttributeError(f"module 'gnngmm' has no attribute {name!r}")

@@ -15,12 +15,16 @@
 
 from __future__ import annotations
 
+import logging
+
+import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.utils import degree
 
 from gnngmm.errors import InputError
-from gnngmm.metrics import anomaly_metrics
+
+log = logging.getLogger(__name__)
 
 COMBINATION_RULES = {"combined": "fisher", "combined_max": "max"}  # score -> combine_channels rule
 SCORES = ("nll", "nll+neighbor", "neighbor", *COMBINATION_RULES)
@@ -30,15 +34,24 @@ def _standardize(v: Tensor) -> Tensor:
     return (v - v.mean()) / v.std().clamp_min(1e-12)
 
 
+def neighbor_mean(z: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
+    """``(mean of z over each node's in-neighbours, in-degree)`` by one sparse product: no
+    (E, d) tensor of per-edge rows, so it runs on graphs of 10^8 edges."""
+    from gnngmm.encoders.propagation import csr_adjacency, propagate
+
+    n = z.shape[0]
+    edge_index = edge_index.to(z.device)
+    count = degree(edge_index[1], n, dtype=z.dtype)
+    weight = torch.ones(edge_index.shape[1], dtype=z.dtype, device=z.device)
+    total = propagate(csr_adjacency(edge_index, weight, n), z)
+    return total / count.clamp_min(1)[:, None], count
+
+
 def neighbor_inconsistency(z: Tensor, edge_index: Tensor) -> Tensor:
     """1 - cosine(z_i, mean of z over i's neighbours); isolated nodes score 0."""
-    n = z.shape[0]
-    src, dst = edge_index
-    total = torch.zeros_like(z).index_add_(0, dst, z[src])
-    count = degree(dst, n, dtype=z.dtype).clamp_min(1)[:, None]
-    mean = total / count
+    mean, count = neighbor_mean(z, edge_index)
     cos = torch.nn.functional.cosine_similarity(z, mean, dim=1)
-    return torch.where(count[:, 0] > 0, 1.0 - cos, torch.zeros_like(cos))
+    return torch.where(count > 0, 1.0 - cos, torch.zeros_like(cos))
 
 
 def triangle_counts(edge_index: Tensor, num_nodes: int, block: int = 4096) -> Tensor:
@@ -96,8 +109,19 @@ def contextual_inconsistency(raw_x: Tensor, edge_index: Tensor) -> Tensor:
     return neighbor_inconsistency(raw_x - raw_x.mean(0), edge_index)
 
 
-def structural_density(edge_index: Tensor, num_nodes: int) -> Tensor:
-    return triangle_counts(edge_index, num_nodes) / degree(edge_index[0], num_nodes).clamp_min(1)
+MAX_WEDGES = 2e9  # sum of squared degrees above which exact triangle counting is skipped
+
+
+def structural_density(edge_index: Tensor, num_nodes: int, max_wedges: float = MAX_WEDGES) -> Tensor | None:
+    """Triangles per unit degree; None (channel left out, with a logged line) when the graph has
+    more than ``max_wedges`` two-paths: counting would take hours (a Reddit-size graph has ~10^11)."""
+    deg = degree(edge_index[0], num_nodes)
+    wedges = float((deg.double() ** 2).sum())
+    if wedges > max_wedges:
+        log.warning("anomaly score: %.3g two-paths (sum of squared degrees) exceed %.3g; the structural "
+                    "(triangle) channel is left out", wedges, max_wedges)
+        return None
+    return triangle_counts(edge_index, num_nodes) / deg.clamp_min(1)
 
 
 def check_score(method: str) -> None:
@@ -106,23 +130,34 @@ def check_score(method: str) -> None:
 
 
 @torch.no_grad()
-def node_scores(module, data, method: str = "nll", z: Tensor | None = None, log_prob: Tensor | None = None) -> Tensor:
-    """Higher = more anomalous. ``z`` (every node's GMM input) and ``log_prob`` (the GMM's (N, K)
-    table of it): what a final refit already computed, when the caller has them."""
+def anomaly_scores(method: str, nll: Tensor, graph, z: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """``(score, channels)`` for every node of ``graph``, higher = more anomalous. ``nll``: the
+    nodes' negative log-density under the GMM; ``z``: their GMM input (for ``neighbor`` scores).
+    ``channels`` holds each ingredient of the score by name (``nll``, ``contextual``,
+    ``structural``, ``neighbor``), for export. No label is read."""
     check_score(method)
-    z = module.gmm_input(data) if z is None else z
-    nll = -(torch.logsumexp(log_prob, dim=1) if log_prob is not None else module.gmm.score_samples(z))
+    nll = nll.detach().double().cpu()
+    channels = {"nll": nll}
     if method == "nll":
-        return nll
+        return nll, channels
+    edge_index = graph.edge_index.cpu()
     if method in COMBINATION_RULES:
-        raw = getattr(data, "raw_x", None)
-        raw = raw if raw is not None else data.x
-        channels = [nll, contextual_inconsistency(raw, data.edge_index), structural_density(data.edge_index, data.num_nodes)]
-        return combine_channels(channels, COMBINATION_RULES[method])
-    inconsistency = neighbor_inconsistency(z, data.edge_index.to(z.device))
+        raw = getattr(graph, "raw_x", None)
+        channels["contextual"] = contextual_inconsistency((raw if raw is not None else graph.x).cpu(), edge_index)
+        structural = structural_density(edge_index, graph.num_nodes)
+        if structural is not None:
+            channels["structural"] = structural.double()
+        return combine_channels(list(channels.values()), COMBINATION_RULES[method]), channels
+    channels["neighbor"] = neighbor_inconsistency(z.detach().double().cpu(), edge_index)
     if method == "neighbor":
-        return inconsistency
-    return _standardize(nll) + _standardize(inconsistency)
+        return channels["neighbor"], channels
+    return _standardize(nll) + _standardize(channels["neighbor"]), channels
+
+
+def outlier_threshold(scores: Tensor, contamination: float) -> float:
+    """The score above which a ``contamination`` share of the nodes lies (PyGOD's ``threshold_``:
+    the (1 - contamination) percentile, linear interpolation)."""
+    return float(np.percentile(scores.double().cpu().numpy(), 100.0 * (1.0 - contamination)))
 
 
 def baseline_scores(data) -> dict[str, Tensor]:
@@ -131,14 +166,3 @@ def baseline_scores(data) -> dict[str, Tensor]:
     if x_norm is None:
         x_norm = data.x.norm(dim=1)
     return {"degree": degree(data.edge_index[0], data.num_nodes), "feature_norm": x_norm}
-
-
-def anomaly_report(
-    module, data, method: str, z: Tensor | None = None, log_prob: Tensor | None = None
-) -> dict[str, float]:
-    """``auroc``/``average_precision``/``recall_at_k`` of the chosen score, and the same metrics
-    for each baseline (``degree_auroc``, ...)."""
-    out = anomaly_metrics(data.outlier, node_scores(module, data, method, z, log_prob).cpu())
-    for name, score in baseline_scores(data).items():
-        out.update({f"{name}_{k}": v for k, v in anomaly_metrics(data.outlier, score).items()})
-    return out

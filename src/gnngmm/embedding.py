@@ -7,26 +7,39 @@ EM refit and held fixed in between, so the GMM term's gradient flows through a f
 
 from __future__ import annotations
 
+import threading
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 
 def symmetric_eigh(matrix: Tensor) -> tuple[Tensor, Tensor]:
-    """``torch.linalg.eigh`` on one thread for small matrices: multi-threaded LAPACK is 20-50x
-    slower on a busy 2-core machine (OpenMP spin-waits), and gains nothing at this size."""
+    """``torch.linalg.eigh``, for small CPU matrices on one thread: multi-threaded LAPACK is 20-200x
+    slower on a busy 2-core machine (OpenMP spin-waits) and gains nothing at this size. The call
+    runs in a worker thread whose own OpenMP/MKL thread count is set to one, so the caller's
+    setting (``torch.get_num_threads()``) is never touched."""
     if matrix.shape[-1] > 2048 or matrix.device.type != "cpu":
         return torch.linalg.eigh(matrix)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return torch.linalg.eigh(matrix)
-    finally:
-        torch.set_num_threads(threads)
+    out: dict = {}
+
+    def work() -> None:
+        torch.set_num_threads(1)  # OpenMP and MKL thread counts are per calling thread
+        try:
+            out["value"] = torch.linalg.eigh(matrix)
+        except Exception as err:  # noqa: BLE001 - re-raised in the caller's thread
+            out["error"] = err
+
+    worker = threading.Thread(target=work, name="gnngmm-eigh")
+    worker.start()
+    worker.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 class EmbeddingTransform:
-    def __init__(self, pca_dim: int | None = None, standardize: bool = False, l2: bool = True, center: bool = True):
+    def __init__(self, pca_dim: int | None = None, standardize: bool = False, l2: bool = True, center: bool = False):
         self.pca_dim = pca_dim
         self.center = center  # False (no PCA): L2-normalise the raw output, as cosine losses see it
         self.standardize = standardize

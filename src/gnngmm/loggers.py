@@ -49,10 +49,13 @@ def _wandb_logger(conf: DictConfig, cfg: DictConfig):
     mode = os.environ.get("WANDB_MODE", "").lower()
     offline = bool(conf.get("offline")) or mode in ("offline", "dryrun") or not wandb_has_credentials()
     if offline and mode not in ("offline", "dryrun", "disabled"):
-        os.environ["WANDB_MODE"] = "offline"
+        # WandbLogger(offline=True) starts the run in offline mode; the environment is left alone
         log.info("W&B: no API key found, logging offline; upload later with `wandb sync %s/wandb/offline-run-*`", conf.save_dir)
     os.makedirs(conf.save_dir, exist_ok=True)
-    return instantiate(conf, offline=offline)
+    saved = os.environ.get("WANDB_MODE")
+    logger = instantiate(conf, offline=offline)  # Lightning sets WANDB_MODE=dryrun when offline
+    logger._gnngmm_wandb_mode = saved  # restored by finish_loggers: the mode must not outlive the run
+    return logger
 
 
 def finish_loggers(loggers: list) -> None:
@@ -63,5 +66,10 @@ def finish_loggers(loggers: list) -> None:
 
             if wandb.run is not None:
                 wandb.finish()
+            saved = getattr(logger, "_gnngmm_wandb_mode", "unset")
+            if saved is None:
+                os.environ.pop("WANDB_MODE", None)
+            elif saved != "unset":
+                os.environ["WANDB_MODE"] = saved
         elif hasattr(logger, "finalize"):
             logger.finalize("success")

@@ -1,6 +1,7 @@
 """Clustering metrics (NMI, ARI via torchmetrics; ACC by Hungarian matching) and anomaly metrics.
 
-Labels enter here and nowhere else: these numbers are reported, never used to choose anything.
+:func:`evaluate` is where a run's results meet its labels: the numbers are reported, never used
+to choose anything (epochs, checkpoints, K, hyperparameters).
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ def hungarian_accuracy(y_true: Tensor, y_pred: Tensor) -> float:
 def clustering_metrics(y_true: Tensor, y_pred: Tensor) -> dict[str, float]:
     y_true = torch.as_tensor(y_true).cpu().long()
     y_pred = torch.as_tensor(y_pred).cpu().long()
-    return {
-        "nmi": float(normalized_mutual_info_score(y_pred, y_true, average_method="arithmetic")),
-        "ari": float(adjusted_rand_score(y_pred, y_true)),
-        "acc": hungarian_accuracy(y_true, y_pred),
-    }
+    with torch.sparse.check_sparse_tensor_invariants(enable=False):  # torchmetrics' contingency table
+        return {
+            "nmi": float(normalized_mutual_info_score(y_pred, y_true, average_method="arithmetic")),
+            "ari": float(adjusted_rand_score(y_pred, y_true)),
+            "acc": hungarian_accuracy(y_true, y_pred),
+        }
 
 
 def anomaly_metrics(is_outlier: Tensor, score: Tensor) -> dict[str, float]:
@@ -52,6 +54,20 @@ def anomaly_metrics(is_outlier: Tensor, score: Tensor) -> dict[str, float]:
         "average_precision": float(binary_average_precision(score, target)),
         "recall_at_k": float(target[top].sum() / max(k, 1)),
     }
+
+
+def evaluate(labels, pred: Tensor | None = None, scores: Tensor | None = None) -> dict[str, float]:
+    """Report ``pred`` (clusters) against ``labels.y`` (NMI/ARI/ACC) and ``scores`` (higher = more
+    anomalous) against ``labels.outlier`` (AUROC/AP/recall@k), for whichever labels exist."""
+    out: dict[str, float] = {}
+    if labels is None:
+        return out
+    if pred is not None and getattr(labels, "y", None) is not None:
+        known = torch.as_tensor(labels.y) >= 0  # -1: a node without a label (files may label a subset)
+        out.update(clustering_metrics(torch.as_tensor(labels.y)[known], torch.as_tensor(pred).cpu()[known]))
+    if scores is not None and getattr(labels, "outlier", None) is not None:
+        out.update(anomaly_metrics(labels.outlier, scores))
+    return out
 
 
 def cluster_sizes(labels: Tensor, k: int) -> list[int]:

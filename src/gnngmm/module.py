@@ -1,9 +1,10 @@
 """The LightningModule: encoder + self-supervised objective + GMM head (refit by EM, not by SGD).
 
-Loss of a training step: ``objective(z) + gmm_loss_weight * NLL_gmm(transform(z))`` where the
-GMM and the transform are constants (fit at the previous epoch end by
-:mod:`gnngmm.callbacks.em_refit`). Their state, the warm-start responsibilities and the RNG states
-go into every checkpoint, so a resumed run continues exactly where it stopped.
+Loss of a training step: ``objective(z) + gmm_loss_weight * [sigma^2] * NLL_gmm(transform(z))``
+where the GMM and the transform are constants (refit at the previous epoch end by
+:func:`gnngmm.head.refit`). Their state, the warm-start responsibilities and the RNG states go
+into every checkpoint, so a resumed run continues exactly where it stopped. Users fit models
+through :class:`gnngmm.GNNGMM`, which builds this module.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from gnngmm.mixture import GaussianMixture
 from gnngmm.objectives.base import Objective, seed_count
 
 
-class GNNGMM(L.LightningModule):
+class GNNGMMModule(L.LightningModule):
+    """Encoder + objective + fixed-GMM loss term. Defaults are the default experiment's
+    (``conf/gmm/default.yaml``: weight 3, scale-free, on the augmented views)."""
+
     def __init__(
         self,
         encoder: nn.Module,
@@ -29,11 +33,12 @@ class GNNGMM(L.LightningModule):
         gmm: GaussianMixture,
         transform: EmbeddingTransform,
         optimizer=None,
-        gmm_loss_weight: float = 0.0,
+        gmm_loss_weight: float = 3.0,
         gmm_loss_start_epoch: int = 0,
-        gmm_loss_scale_free: bool = False,
-        gmm_loss_on: str = "clean",
+        gmm_loss_scale_free: bool = True,
+        gmm_loss_on: str = "views",
         inference_chunk_size: int = 65536,
+        num_features: int | None = None,
     ):
         super().__init__()
         self.encoder = encoder
@@ -52,6 +57,7 @@ class GNNGMM(L.LightningModule):
             raise InputError(f"gmm.loss_on={gmm_loss_on!r} is not one of clean, views")
         self.gmm_loss_on = gmm_loss_on  # the clean embedding, or the mean over the augmented views
         self.inference_chunk_size = inference_chunk_size
+        self.num_features = num_features  # input width, saved so that a checkpoint rebuilds the encoder
         self.resp: Tensor | None = None  # this rank's responsibilities at the last refit
         self.history: list[dict] = []  # one row per refit: epoch, log-likelihood, BIC, (metrics)
         self.run_config: dict | None = None  # the resolved run config, saved for predict.py
@@ -107,21 +113,20 @@ class GNNGMM(L.LightningModule):
         return self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
 
     # ------------------------------------------------------------------ checkpoint state
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["gnngmm"] = {
+    def head_state(self) -> dict:
+        """The GMM head's state (mixture, transform, warm-start responsibilities, history, the
+        run's config and input width): what a checkpoint adds to the encoder's weights."""
+        return {
             "gmm": self.gmm.state_dict() if self.gmm.is_fitted else None,
             "transform": self.transform.state_dict() if self.transform.is_fitted else None,
             "resp": None if self.resp is None else self.resp.cpu(),
             "history": self.history,
             "bic_table": self.bic_table,
             "config": self.run_config,
-            "rng": rng_state(),
+            "num_features": self.num_features,
         }
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("gnngmm")
-        if state is None:
-            return
+    def load_head_state(self, state: dict) -> None:
         if state["gmm"] is not None:
             self.gmm.load_state_dict(state["gmm"])
         if state["transform"] is not None:
@@ -129,6 +134,16 @@ class GNNGMM(L.LightningModule):
         self.resp = state["resp"]
         self.history = list(state["history"])
         self.bic_table = state.get("bic_table")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["gnngmm"] = {**self.head_state(), "rng": rng_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Resuming training: the head's state, and the RNG states, so the run continues exactly."""
+        state = checkpoint.get("gnngmm")
+        if state is None:
+            return
+        self.load_head_state(state)
         set_rng_state(state["rng"])
 
 

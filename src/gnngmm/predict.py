@@ -1,68 +1,49 @@
-"""``predict(cfg)``: one row per node from a trained checkpoint -- node id, cluster, max
-responsibility, entropy of the responsibilities, NLL score -- to CSV (and Parquet with pyarrow).
+"""``predict(cfg)``: one row per node from a trained model -- node id, cluster, max responsibility,
+entropy of the responsibilities, NLL, the anomaly score, its channels and the 0/1 outlier flag --
+to CSV (and Parquet with pyarrow).
 
-The checkpoint carries the resolved training config, so ``python predict.py ckpt_path=...``
-rebuilds the same encoder, transform and GMM; ``data=...`` applies them to another graph with the
-same feature dimension.
+``ckpt_path`` is a run's ``model.ckpt`` (the final model) or ``checkpoints/last.ckpt`` (the last
+epoch's state); either carries the resolved training config, so the same encoder, transform and
+GMM are rebuilt. ``data=...`` applies them to another graph with the same feature dimension.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
 import sys
 from pathlib import Path
 
 import hydra
-import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
 from gnngmm.errors import InputError
-from gnngmm.reporting import node_predictions, write_table
-from gnngmm.train import build_module
+from gnngmm.estimator import GNNGMM
+from gnngmm.loggers import resolved_config
+from gnngmm.reporting import write_table
+from gnngmm.train import build_datamodule
 
 log = logging.getLogger("gnngmm")
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise InputError(f"{path} is not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from None
-    if not isinstance(state, dict) or not (state.get("gnngmm") or {}).get("config") or not state["gnngmm"].get("gmm"):
-        raise InputError(f"{path} is not a gnngmm checkpoint with a fitted GMM (no 'gnngmm' state)")
-    return state
-
-
 def predict(cfg: DictConfig) -> Path:
-    state = load_checkpoint(cfg.ckpt_path)
-    run_cfg = OmegaConf.create(state["gnngmm"]["config"])
-    with open_dict(run_cfg):
-        if cfg.get("data"):
-            run_cfg.data.name = cfg.data.name
-            run_cfg.data.num_classes = cfg.data.get("num_classes")
-        run_cfg.data.data_dir = cfg.paths.data_dir
-        run_cfg.data.mirror_dir = cfg.paths.mirror_dir
-    datamodule = instantiate(run_cfg.data)
-    datamodule.setup("predict")
-    module = build_module(run_cfg, datamodule.num_features, int(state["gnngmm"]["gmm"]["n_components"]))
+    model = GNNGMM.load(cfg.ckpt_path)
+    run_config = model.module_.run_config or {}
+    if not run_config.get("data"):
+        raise InputError(f"{cfg.ckpt_path} does not record its dataset: use GNNGMM.load(...).prediction_table(data) from Python")
+    data_cfg = dict(run_config["data"])
+    own = resolved_config(cfg)
+    if own.get("data"):
+        data_cfg.update(name=own["data"]["name"], **{k: v for k, v in own["data"].items() if k in ("edges", "features", "labels")})
+    data_cfg.update(data_dir=own["paths"]["data_dir"], mirror_dir=own["paths"]["mirror_dir"])
+    raw = build_datamodule(data_cfg).load_raw()
     try:
-        module.load_state_dict(state["state_dict"])
-    except RuntimeError as err:
-        raise InputError(
-            f"checkpoint {cfg.ckpt_path} does not fit dataset {run_cfg.data.name!r} "
-            f"({datamodule.num_features} features): {str(err).splitlines()[-1].strip()}"
-        ) from None
-    module.on_load_checkpoint(state)
-    module.eval()
+        table = model.prediction_table(raw)
+    except (InputError, RuntimeError) as err:
+        raise InputError(f"checkpoint {cfg.ckpt_path} does not fit dataset {data_cfg['name']!r}: {str(err).splitlines()[-1].strip()}") from None
     output = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "predictions.csv"
     output.parent.mkdir(parents=True, exist_ok=True)
-    written = write_table(node_predictions(module, datamodule.data), output)
-    print(f"[gnngmm] predictions for {datamodule.data.num_nodes} nodes of {run_cfg.data.name} -> {', '.join(map(str, written))}")
+    written = write_table(table, output)
+    print(f"[gnngmm] predictions for {raw.num_nodes} nodes of {data_cfg['name']} -> {', '.join(map(str, written))}")
     return output
 
 

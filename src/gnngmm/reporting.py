@@ -38,31 +38,14 @@ def write_history(path: Path, history: list[dict]) -> None:
     write_rows(Path(path), rows)
 
 
-@torch.no_grad()
-def node_predictions(module, data, log_prob: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """Per node: cluster, max responsibility, entropy of responsibilities, NLL (anomaly score).
-    ``log_prob``: the GMM's (N, K) table, when the caller already has it (a final refit's)."""
-    if log_prob is None:
-        log_prob = module.gmm.log_prob_table(module.gmm_input(data))
-    log_norm = torch.logsumexp(log_prob, 1)
-    resp = torch.exp(log_prob - log_norm[:, None])
-    entropy = -(resp * (log_prob - log_norm[:, None])).sum(1)
-    return {
-        "node": torch.arange(log_prob.shape[0]),
-        "cluster": resp.argmax(1).cpu(),
-        "max_responsibility": resp.max(1).values.cpu(),
-        "entropy": entropy.cpu(),
-        "nll": (-log_norm).cpu(),
-    }
-
-
-def write_table(table: dict[str, torch.Tensor], path: Path) -> list[Path]:
-    """CSV at ``path``, plus a Parquet copy next to it when pyarrow is installed."""
+def write_table(table: dict, path: Path) -> list[Path]:
+    """CSV at ``path`` (columns: tensors or lists), plus a Parquet copy when pyarrow is installed."""
     columns = list(table)
+    values = [table[c].tolist() if isinstance(table[c], torch.Tensor) else list(table[c]) for c in columns]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
-        writer.writerows(zip(*[table[c].tolist() for c in columns]))
+        writer.writerows(zip(*values))
     written = [path]
     try:
         import pyarrow as pa
@@ -70,12 +53,8 @@ def write_table(table: dict[str, torch.Tensor], path: Path) -> list[Path]:
     except ImportError:
         return written
     parquet = path.with_suffix(".parquet")
-    pq.write_table(pa.table({c: table[c].numpy() for c in columns}), parquet)
+    pq.write_table(pa.table(dict(zip(columns, values))), parquet)
     return written + [parquet]
-
-
-def write_predictions(output_dir: Path, module, data, log_prob: torch.Tensor | None = None) -> list[Path]:
-    return write_table(node_predictions(module, data, log_prob), output_dir / "predictions.csv")
 
 
 def write_bic(output_dir: Path, rows: list[dict], chosen: int, criterion: str = "bic") -> None:
@@ -115,20 +94,20 @@ def embedding_2d(z: torch.Tensor, method: str = "pca", seed: int = 0) -> tuple[t
     return (z @ v[:2].T).float(), "PCA"
 
 
-def save_pictures(output_dir: Path, data, final: dict, projection: str = "pca") -> list[Path]:
-    """embedding.png (coloured by cluster, and by true label when known), cluster_sizes.png, from
-    the final refit's summary (its GMM input ``z``, assignments and sizes)."""
+def save_pictures(output_dir: Path, result, y=None, projection: str = "pca") -> list[Path]:
+    """embedding.png (coloured by cluster, and by true label ``y`` when known) and
+    cluster_sizes.png, from a refit's result (its GMM input ``z``, assignments and sizes)."""
     plt = _plt()
-    z = final["z"].cpu()
+    z = result.z.cpu()
     if z.shape[0] > 20000:  # pictures of a sample: the projection and the scatter stay fast
         keep = torch.randperm(z.shape[0], generator=torch.Generator().manual_seed(0))[:20000]
     else:
         keep = torch.arange(z.shape[0])
     xy, method = embedding_2d(z[keep], projection)
     xy = torch.zeros(z.shape[0], 2).index_copy_(0, keep, xy.float())
-    panels = [("predicted cluster", final["pred"])]
-    if getattr(data, "y", None) is not None:
-        panels.append(("true label", data.y.cpu()))
+    panels = [("predicted cluster", result.pred)]
+    if y is not None:
+        panels.append(("true label", y.cpu()))
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
     for ax, (title, colour) in zip(axes[0], panels):
         ax.scatter(xy[keep, 0], xy[keep, 1], c=colour[keep], s=3, cmap="tab20", linewidths=0)
@@ -139,7 +118,7 @@ def save_pictures(output_dir: Path, data, final: dict, projection: str = "pca") 
     paths = [output_dir / "embedding.png", output_dir / "cluster_sizes.png"]
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)
-    sizes = final["cluster_sizes"]
+    sizes = result.cluster_sizes
     fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(sizes) + 2), 3.2))
     ax.bar(range(len(sizes)), sizes)
     ax.set_xlabel("cluster")

@@ -1,5 +1,7 @@
-"""Lightning callbacks; the EM refit of the GMM head lives in :mod:`gnngmm.callbacks.em_refit`."""
+"""Lightning callbacks: when the GMM head is refit (``EMRefit``; the refit is :mod:`gnngmm.head`)
+and the per-refit history file (``HistoryCSV``)."""
 
-from gnngmm.callbacks.em_refit import EMRefit, refit
+from gnngmm.callbacks.em_refit import EMRefit
+from gnngmm.callbacks.history import HistoryCSV
 
-__all__ = ["EMRefit", "refit"]
+__all__ = ["EMRefit", "HistoryCSV"]

@@ -1,6 +1,7 @@
 """LightningDataModule over one graph: full-batch or sampled mini-batches, same ``Data`` object.
 
-The whole graph stays available as ``self.data`` because the EM refit embeds every node.
+The whole graph stays available as ``self.data`` because the EM refit embeds every node; the
+preprocessing is :func:`gnngmm.data.preprocess.preprocess`, shared with the estimator.
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 from torch_geometric.data import Data
-from torch_geometric.utils import degree, remove_self_loops, to_undirected
 
 from gnngmm.data.datasets import load_dataset, validate_graph
-from gnngmm.data.transforms import normalize_features
+from gnngmm.data.preprocess import PRECOMPUTE, GraphLabels, clean_edges, preprocess, split_labels
+from gnngmm.errors import InputError
 
 log = logging.getLogger(__name__)
 
 LOADERS = ("full", "random_nodes", "neighbor", "nodes")
-PRECOMPUTE = ("none", "sign", "ssgc")
 
 
 def _first(batch):
@@ -39,24 +39,15 @@ class NodeBatches:
         return Data(x=self.x[ids], edge_index=torch.zeros(2, 0, dtype=torch.long), num_nodes=len(ids), n_id=ids)
 
 
-def precompute_features(x, edge_index, hops: int, mode: str):
-    """``sign``: ``[x, Sx, ..., S^hops x]`` side by side (SIGN); ``ssgc``: their average. Sparse
-    products in plain PyTorch, chunked by rows: no sampler, no compiled extension."""
-    from gnngmm.encoders.propagation import normalized_adjacency, propagate
-
-    adj = normalized_adjacency(edge_index, x.shape[0])
-    parts, h = [x], x
-    for _ in range(hops):
-        h = propagate(adj, h)
-        parts.append(h)
-    return torch.cat(parts, dim=1) if mode == "sign" else torch.stack(parts).mean(0)
-
-
 class GraphDataModule(L.LightningDataModule):
+    """One graph: a named dataset (``name``), a planted partition (``planted``), files
+    (``name="files"`` with ``edges``/``features``/``labels``) or a given ``Data`` (``data``).
+    After ``setup`` the model's graph is ``self.data`` and its labels, set aside, ``self.labels``."""
+
     def __init__(
         self,
         name: str,
-        data_dir: str,
+        data_dir: str | None = None,
         mirror_dir: str | None = None,
         normalize_features: str = "row",
         download: bool = True,
@@ -69,17 +60,21 @@ class GraphDataModule(L.LightningDataModule):
         precompute: str = "none",
         precompute_hops: int = 2,
         planted: dict | None = None,
-        num_classes: int | None = None,
+        edges: str | None = None,
+        features: str | None = None,
+        labels: str | None = None,
         seed: int = 0,
         data: Data | None = None,
+        clean: bool = True,
+        keep_raw_features: bool = False,
     ):
         super().__init__()
         if loader not in LOADERS:
-            from gnngmm.errors import InputError
-
             raise InputError(f"data.loader={loader!r} is not one of {', '.join(LOADERS)}")
+        if precompute not in PRECOMPUTE:
+            raise InputError(f"data.precompute={precompute!r} is not one of {', '.join(PRECOMPUTE)}")
         self.name = name
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(data_dir) if data_dir is not None else None
         self.mirror_dir = mirror_dir
         self.feature_norm = normalize_features
         self.download = download
@@ -89,58 +84,55 @@ class GraphDataModule(L.LightningDataModule):
         self.num_neighbors = list(num_neighbors or [10, 10])
         self.num_workers = num_workers
         self.inject = dict(inject or {})
-        if precompute not in PRECOMPUTE:
-            from gnngmm.errors import InputError
-
-            raise InputError(f"data.precompute={precompute!r} is not one of {', '.join(PRECOMPUTE)}")
         self.precompute, self.precompute_hops = precompute, precompute_hops
         self.planted = dict(planted or {})
-        self.num_classes = num_classes
+        self.files = {"edges": edges, "features": features, "labels": labels}
         self.seed = seed
-        self.data = data
+        self.source = data  # the caller's graph, never modified
+        self.clean = clean
+        self.keep_raw_features = keep_raw_features
+        self.data: Data | None = None
+        self.labels = GraphLabels()
+        self.node_ids: list | None = None  # the files' node ids, in node order
 
     def prepare_data(self) -> None:  # download / copy once, on one process
-        if self.data is None and self.name != "planted":
+        if self.source is None and self.name not in ("planted", "files"):
             load_dataset(self.name, self.data_dir, self.mirror_dir, self.download)
 
     def _load(self) -> Data:
-        if self.data is not None:
-            return self.data
+        if self.source is not None:
+            return self.source
         if self.name == "planted":  # generated on the fly: any size, known blocks
             from gnngmm.data.synthetic import planted_partition
 
             return planted_partition(seed=self.seed, **self.planted)
+        if self.name == "files":
+            from gnngmm.data.files import read_graph
+
+            return read_graph(**self.files)
+        if self.data_dir is None:
+            raise InputError(f"dataset {self.name!r}: no data_dir given")
         return load_dataset(self.name, self.data_dir, self.mirror_dir, self.download)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.data is not None and getattr(self.data, "_gnngmm_ready", False):
-            return
-        data = validate_graph(self._load(), self.name)
-        if data.edge_index.numel():
-            data.edge_index = to_undirected(data.edge_index, num_nodes=data.num_nodes)
-            # stored self-loops (BOND reddit has one on every node) would count as triangles and
-            # neighbours of themselves; encoders that want them add their own
-            loops = int((data.edge_index[0] == data.edge_index[1]).sum())
-            if loops:
-                data.edge_index, _ = remove_self_loops(data.edge_index)
-                log.info("%s: removed %d stored self-loop(s)", self.name, loops)
+    def load_raw(self) -> Data:
+        """The graph as loaded (labels included, outliers injected when asked), before preprocessing."""
+        raw = validate_graph(self._load(), self.name)
         if any(self.inject.get(key, 0) for key in ("structural_cliques", "contextual")):
             from gnngmm.data.inject import inject_outliers
 
-            data = inject_outliers(data, seed=self.seed, **self.inject)
-        data.raw_feature_norm = data.x.norm(dim=1)  # a baseline anomaly score, before normalising
-        if getattr(data, "outlier", None) is not None:
-            data.raw_x = data.x  # the contextual anomaly channel reads the features as given
-        data.x = normalize_features(data.x, self.feature_norm)
-        if self.precompute != "none" and self.precompute_hops > 0:
-            data.x = precompute_features(data.x, data.edge_index, self.precompute_hops, self.precompute)
-        deg = degree(data.edge_index[0], data.num_nodes) if data.edge_index.numel() else torch.zeros(data.num_nodes)
-        isolated = int((deg == 0).sum())
-        if isolated:
-            log.info("%s: %d isolated node(s); they are embedded from their own features only", self.name, isolated)
-        data._gnngmm_ready = True
-        self.data = data
-        log.info("%s: %d nodes, %d edges, %d features", self.name, data.num_nodes, data.edge_index.shape[1], data.num_features)
+            raw = inject_outliers(clean_edges(raw, self.name), seed=self.seed, **self.inject)
+        return raw
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data is not None:
+            return
+        raw = self.load_raw()
+        _, self.labels = split_labels(raw)
+        self.node_ids = getattr(raw, "node_ids", None)
+        self.data = preprocess(
+            raw, self.feature_norm, clean=self.clean, keep_raw_features=self.keep_raw_features,
+            precompute=self.precompute, precompute_hops=self.precompute_hops, name=self.name,
+        )
 
     @property
     def num_features(self) -> int:

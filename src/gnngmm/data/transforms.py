@@ -11,7 +11,9 @@ FEATURE_NORMS = ("row", "standard", "l2", "none")
 
 
 def normalize_features(x: Tensor, mode: str) -> Tensor:
-    """``row``: rows sum to one (PyG's NormalizeFeatures); ``standard``: zero-mean unit-variance
+    """``row``: each row divided by the sum of its absolute values (for non-negative features such
+    as bag-of-words this is PyG's ``NormalizeFeatures``, which first shifts rows to be non-negative
+    and so differs on signed features); ``standard``: zero-mean unit-variance
     columns; ``l2``: unit-norm rows; ``none``: unchanged. All-zero rows stay zero."""
     x = x.float()
     if mode == "none" or mode is None:

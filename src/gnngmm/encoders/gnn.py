@@ -41,19 +41,20 @@ class FeatureLinear(Linear):
 
 class GNNEncoder(nn.Module):
     """``x, edge_index -> h`` (one row per node). ``arch`` picks the PyG model; ``out_act``
-    (e.g. PReLU, as DGI uses) is applied after the last layer, which ``BasicGNN`` leaves linear."""
+    (e.g. PReLU, as DGI uses) is applied after the last layer, which ``BasicGNN`` leaves linear.
+    Defaults are ``conf/encoder/gcn.yaml``'s (2 layers, 256 hidden, 64 out, SELU)."""
 
     def __init__(
         self,
         in_channels: int,
         arch: str = "gcn",
-        hidden_channels: int = 512,
-        out_channels: int = 512,
-        num_layers: int = 1,
+        hidden_channels: int = 256,
+        out_channels: int = 64,
+        num_layers: int = 2,
         dropout: float = 0.0,
-        act: str | None = "prelu",
+        act: str | None = "selu",
         norm: str | None = None,
-        out_act: str | None = "prelu",
+        out_act: str | None = None,
         heads: int = 1,
         **conv_kwargs,
     ):
@@ -156,12 +157,12 @@ class MLPEncoder(nn.Module):
         self,
         in_channels: int,
         hidden_channels: int = 512,
-        out_channels: int = 512,
+        out_channels: int = 256,
         num_layers: int = 2,
         dropout: float = 0.0,
         act: str = "prelu",
         norm: str | None = None,
-        out_act: str | None = "prelu",
+        out_act: str | None = None,
         arch: str = "mlp",
     ):
         super().__init__()

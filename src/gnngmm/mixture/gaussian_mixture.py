@@ -18,8 +18,10 @@ parameters the fitted parameters agree to round-off in float64. Differences, all
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
+import secrets
 from collections.abc import Sequence
 
 import numpy as np
@@ -108,6 +110,22 @@ class GaussianMixture:
         self._generator = None
 
     # ------------------------------------------------------------------ public API
+    def get_params(self, deep: bool = True) -> dict:
+        """Every constructor argument by name, as scikit-learn's ``get_params``: what ``clone`` copies."""
+        return {name: getattr(self, name) for name in inspect.signature(type(self).__init__).parameters if name != "self"}
+
+    def set_params(self, **params) -> GaussianMixture:
+        unknown = sorted(set(params) - set(self.get_params()))
+        if unknown:
+            raise ValueError(f"unknown GaussianMixture parameter(s) {unknown}; valid: {sorted(self.get_params())}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def clone(self, **overrides) -> GaussianMixture:
+        """An unfitted mixture with the same settings, some of them overridden (e.g. ``n_components``)."""
+        return type(self)(**{**self.get_params(), **overrides})
+
     @property
     def is_fitted(self) -> bool:
         return hasattr(self, "precisions_cholesky_")
@@ -446,7 +464,8 @@ class GaussianMixture:
         if isinstance(self.random_state, torch.Generator):
             return self.random_state
         if self._generator is None or not self.warm_start:
-            seed = self.random_state if self.random_state is not None else int(torch.seed() % 2**31)
+            # no random_state: fresh OS entropy; torch.seed() would reseed the global RNG as a side effect
+            seed = self.random_state if self.random_state is not None else secrets.randbits(63)
             self._generator = torch.Generator().manual_seed(int(seed))
         return self._generator
 
@@ -506,9 +525,11 @@ class GaussianMixture:
             raise RuntimeError("this GaussianMixture is not fitted yet; call fit() first")
 
     def _map(self, X, fn, grad: bool = False) -> Tensor:
+        """``fn`` of the (chunk, K) log-probability tables. Non-finite rows are rejected as ``fit``
+        rejects them: a NaN row would otherwise get a real-looking cluster."""
         self._check_fitted()
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
-            chunks = self._chunks(X)
+            chunks = self._chunks(X, validate=True)
             if not torch.is_grad_enabled():  # evaluation only: the quadratic-feature path when it applies
                 step = self._full_step(chunks, self.weights_.log())
                 if step is not None:

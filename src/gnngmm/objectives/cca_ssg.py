@@ -18,7 +18,6 @@ def standardize(z: torch.Tensor) -> torch.Tensor:
 class CCASSG(Objective):
     def __init__(
         self,
-        dim: int,
         lam: float = 1e-3,
         drop_edge: tuple[float, float] = (0.2, 0.2),
         drop_feature: tuple[float, float] = (0.2, 0.2),

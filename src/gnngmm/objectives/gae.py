@@ -7,11 +7,13 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.utils import negative_sampling
 
-from gnngmm.objectives.base import Objective, ObjectiveOutput
+from gnngmm.objectives.base import Objective, ObjectiveOutput, seed_count
 
 
 class GAE(Objective):
-    def __init__(self, dim: int):
+    """Needs no settings: the decoder is the inner product of the encoder's outputs."""
+
+    def __init__(self):
         super().__init__()
 
     def forward(self, encoder, batch) -> ObjectiveOutput:
@@ -23,4 +25,6 @@ class GAE(Objective):
         loss = F.binary_cross_entropy_with_logits(logit_pos, torch.ones_like(logit_pos)) + F.binary_cross_entropy_with_logits(
             logit_neg, torch.zeros_like(logit_neg)
         )
-        return ObjectiveOutput(loss, z)
+        # the contract: the clean embedding of the batch's seed nodes (a sampled batch puts its
+        # seeds first; its other nodes are only context)
+        return ObjectiveOutput(loss, z[: seed_count(batch)])

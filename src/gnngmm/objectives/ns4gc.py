@@ -20,7 +20,6 @@ from gnngmm.objectives.base import Objective, ObjectiveOutput, augmented_view, s
 class NS4GC(Objective):
     def __init__(
         self,
-        dim: int,
         s: float = 0.6,
         tau: float = 0.1,
         lam: float = 1.0,

@@ -1,0 +1,238 @@
+"""The estimator: scikit-learn / PyGOD conventions, one source of defaults, the same fit as the CLI,
+labels never read, save/load round trips, and no global state left behind."""
+
+from __future__ import annotations
+
+import csv
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from conftest import ROOT
+from gnngmm import GNNGMM
+from gnngmm.data import load_dataset
+from gnngmm.errors import InputError
+from gnngmm.metrics import clustering_metrics
+from gnngmm.train import train
+from raw_fixtures import graph, write_planetoid
+
+# the CLI tests' SMALL overrides, as estimator arguments
+SMALL = dict(max_epochs=2, encoder_kwargs={"hidden_channels": 32, "out_channels": 32},
+             embedding_kwargs={"pca_dim": 8}, gmm_kwargs={"n_init": 1}, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def cora(tmp_path_factory, mirror):
+    return load_dataset("cora", tmp_path_factory.mktemp("data"), mirror)
+
+
+@pytest.fixture(scope="module")
+def fitted(cora):
+    return GNNGMM(7, **SMALL).fit(cora)
+
+
+def test_fit_gives_every_result_with_the_documented_shapes(cora, fitted):
+    n = cora.num_nodes
+    assert fitted.labels_.shape == (n,) and fitted.predict().shape == (n,)
+    assert fitted.predict_proba().shape == (n, 7) and fitted.transform().shape == (n, 8)
+    assert fitted.score_samples().shape == fitted.decision_function().shape == fitted.decision_scores_.shape == (n,)
+    torch.testing.assert_close(fitted.predict_proba().sum(1), torch.ones(n, dtype=torch.float64))
+    assert torch.equal(fitted.predict(cora), fitted.labels_), "predicting the training graph again"
+    torch.testing.assert_close(fitted.decision_function(cora), fitted.decision_scores_)
+    # contamination 0.1: the share of flagged nodes, threshold_ from the training scores
+    assert int(fitted.predict_outliers().sum()) == int((fitted.decision_scores_ > fitted.threshold_).sum()) == n // 10
+    assert set(fitted.channels_) == {"nll", "contextual", "structural"}
+    assert fitted.bic() == pytest.approx(fitted.gmm_.bic(fitted.transform()))
+    assert fitted.aic() < fitted.bic()  # 2p < p log n
+    assert clustering_metrics(cora.y, fitted.labels_)["nmi"] > 0.5
+    assert len(fitted.history_) == 2 and fitted.n_clusters_ == 7 and fitted.n_features_in_ == 48
+
+
+def test_same_clusters_as_the_command_line(cora, fitted, make_cfg, tmp_path):
+    """GNNGMM(random_state=0).fit(data) and `python train.py seed=0` are one fit."""
+    metrics = train(make_cfg())
+    rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
+    assert [int(r["cluster"]) for r in rows] == fitted.labels_.tolist()
+    assert clustering_metrics(cora.y, fitted.labels_)["nmi"] == pytest.approx(metrics["nmi"], abs=1e-12)
+    # continuous values to 1e-6: two-thread float32 sparse products differ in the last bits run to run
+    assert metrics["bic"] == pytest.approx(fitted.bic(), rel=1e-6)
+    assert [float(r["anomaly_score"]) for r in rows] == pytest.approx(fitted.decision_scores_.tolist(), rel=1e-6)
+
+
+def _composed_default(overrides=()):
+    GlobalHydra.instance().clear()
+    with initialize_config_module("gnngmm.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["paths.root_dir=/tmp", "paths.output_dir=/tmp", *overrides])
+    GlobalHydra.instance().clear()
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_class_defaults_are_the_configs():
+    """One source of truth: the estimator's defaults are `python train.py`'s, argument by argument
+    and setting by setting (a drift on either side fails here)."""
+    from_conf = GNNGMM.from_config(_composed_default())
+    default = GNNGMM()
+    ours, theirs = default.get_params(), from_conf.get_params()
+    for name in ("n_clusters", "covariance_type", "max_epochs", "finetune_epochs", "gmm_loss_weight", "lr",
+                 "weight_decay", "optimizer", "normalize_features", "anomaly_score", "contamination", "k_criterion",
+                 "random_state", "accelerator", "devices"):
+        assert ours[name] == theirs[name], name
+    assert list(ours["k_range"]) == list(theirs["k_range"])
+    mine, conf = default.resolved_settings(), from_conf.resolved_settings()
+    for group in ("encoder", "objective", "gmm", "embedding", "data"):
+        assert mine[group] == conf[group], group
+    conf["trainer"].pop("default_root_dir")
+    conf["trainer"].pop("enable_progress_bar")
+    assert mine["trainer"] == conf["trainer"]
+    # the lower-level classes start where the configs do, too
+    from gnngmm.embedding import EmbeddingTransform
+    from gnngmm.encoders import GNNEncoder
+    from gnngmm.module import GNNGMMModule
+
+    encoder = GNNEncoder(10)
+    assert (encoder.gnn.num_layers, encoder.gnn.hidden_channels, encoder.out_channels) == (
+        conf["encoder"]["num_layers"], conf["encoder"]["hidden_channels"], conf["encoder"]["out_channels"])
+    assert EmbeddingTransform().center == conf["embedding"]["center"]
+    module = GNNGMMModule(encoder, None, None, EmbeddingTransform())
+    assert (module.gmm_loss_weight, module.gmm_loss_on, module.gmm_loss_scale_free) == (
+        ours["gmm_loss_weight"], conf["gmm"]["loss_on"], conf["gmm"]["loss_scale_free"])
+
+
+def test_scikit_learn_protocol():
+    from sklearn.base import clone
+
+    model = GNNGMM(5, encoder="sage", encoder_kwargs={"hidden_channels": 16}, contamination=0.05)
+    copy = clone(model)
+    assert copy is not model and copy.get_params() == model.get_params()
+    assert copy.set_params(n_clusters="auto").n_clusters == "auto" and model.n_clusters == 5
+    assert "n_clusters=5" in repr(model) and "encoder='sage'" in repr(model)
+    with pytest.raises(ValueError, match="no parameter 'k'"):
+        model.set_params(k=3)
+    assert not hasattr(model, "labels_"), "__init__ stores its arguments only"
+    with pytest.raises(RuntimeError, match="not fitted"):
+        model.predict()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"n_clusters": 0}, r"gmm.k \(n_clusters\) must be >= 1"), ({"covariance_type": "bogus"}, "covariance_type='bogus' is not one of"),
+     ({"max_epochs": -1}, "max_epochs.*=-1 is not an integer >= 1"), ({"contamination": 0.7}, "contamination=0.7"),
+     ({"encoder": "transformer"}, "encoder='transformer' is not one of .*gcn"), ({"gmm_kwargs": {"tol2": 1}}, "tol2"),
+     ({"data_kwargs": {"loader": "magic"}}, "data.loader='magic'"), ({"n_clusters": 10_000}, "exceeds the number of nodes")],
+)
+def test_bad_arguments_fail_in_fit_with_one_clear_line(cora, kwargs, message, monkeypatch):
+    import lightning
+
+    monkeypatch.setattr(lightning.Trainer, "fit", lambda *a, **k: pytest.fail("trained before checking"))
+    with pytest.raises(InputError, match=message):
+        GNNGMM(**kwargs).fit(cora)
+
+
+def test_fit_leaves_the_callers_data_and_global_state_alone(cora):
+    before = {key: value.clone() for key, value in cora.items() if torch.is_tensor(value)}
+    keys = set(cora.keys())
+    torch.manual_seed(123)
+    np.random.seed(5)
+    random.seed(7)
+    states = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+    threads = torch.get_num_threads()
+    GNNGMM(3, **{**SMALL, "max_epochs": 1}).fit(cora)
+    assert set(cora.keys()) == keys and all(torch.equal(before[k], cora[k]) for k in before)
+    assert torch.equal(states[0], torch.get_rng_state()) and (states[1] == np.random.get_state()[1]).all()
+    assert states[2] == random.getstate() and torch.get_num_threads() == threads
+
+
+def test_labels_are_never_read(cora, fitted):
+    """Permuting y and deleting / adding outlier marks changes no result of the fit."""
+    shuffled = cora.clone()
+    shuffled.y = cora.y[torch.randperm(cora.num_nodes, generator=torch.Generator().manual_seed(0))]
+    shuffled.outlier = torch.rand(cora.num_nodes, generator=torch.Generator().manual_seed(1)) > 0.9
+    other = GNNGMM(7, **SMALL).fit(shuffled)
+    assert torch.equal(other.labels_, fitted.labels_)
+    assert torch.equal(other.decision_scores_, fitted.decision_scores_)
+    assert other.bic() == fitted.bic() and other.threshold_ == fitted.threshold_
+    unlabelled = cora.clone()
+    del unlabelled.y
+    assert torch.equal(GNNGMM(7, **SMALL).fit(unlabelled).labels_, fitted.labels_)
+
+
+def test_command_line_outputs_do_not_depend_on_labels(make_cfg, tmp_path):
+    """predictions.csv and the label-free metrics are byte-identical when the labels are permuted."""
+    data = graph(560, 7, seed=0)
+    outputs = {}
+    for name, y in (("true", data.y), ("permuted", data.y[torch.randperm(560, generator=torch.Generator().manual_seed(3))])):
+        mirror = tmp_path / f"mirror-{name}"
+        labelled = data.clone()
+        labelled.y = y
+        write_planetoid(mirror / "planetoid", "Cora", labelled)
+        out = tmp_path / f"out-{name}"
+        metrics = train(make_cfg(f"paths.mirror_dir={mirror}", f"paths.data_dir={tmp_path / name}",
+                                 f"paths.output_dir={out}"))
+        outputs[name] = ((out / "predictions.csv").read_bytes(), (out / "history.csv").read_text(), metrics)
+    (pred_a, hist_a, m_a), (pred_b, hist_b, m_b) = outputs["true"], outputs["permuted"]
+    assert pred_a == pred_b
+    for key in ("bic", "gmm_log_likelihood", "cluster_sizes", "outlier_threshold", "k"):
+        assert m_a[key] == m_b[key], key
+    assert m_a["nmi"] != m_b["nmi"], "the labels did change: only the reported scores may move"
+    strip = [c for c in hist_a.splitlines()[0].split(",") if c not in ("nmi", "ari", "acc")]
+
+    def unsupervised(text):
+        rows = list(csv.DictReader(text.splitlines()))
+        return [{c: r[c] for c in strip if not c.startswith("time/")} for r in rows]
+
+    assert unsupervised(hist_a) == unsupervised(hist_b)
+
+
+def test_save_load_round_trip(cora, fitted, tmp_path):
+    path = fitted.save(tmp_path / "m.ckpt")
+    loaded = GNNGMM.load(path)
+    assert loaded.get_params() == fitted.get_params()
+    assert torch.equal(loaded.predict(cora), fitted.labels_) and torch.equal(loaded.labels_, fitted.labels_)
+    torch.testing.assert_close(loaded.decision_function(cora), fitted.decision_scores_)
+    torch.testing.assert_close(loaded.score_samples(cora), fitted.score_samples())
+    assert torch.equal(loaded.predict_outliers(cora), fitted.predict_outliers())
+    with pytest.raises(InputError, match="pass the graph"):
+        loaded.transform()
+
+
+def test_a_training_checkpoint_loads_the_same_way(cora, make_cfg, tmp_path):
+    metrics = train(make_cfg())
+    final = GNNGMM.load(tmp_path / "out" / "model.ckpt")
+    rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
+    assert final.predict(cora).tolist() == [int(r["cluster"]) for r in rows]
+    last = GNNGMM.load(tmp_path / "out" / "checkpoints" / "last.ckpt")  # the last epoch's mixture
+    assert last.n_clusters_ == metrics["k"] and last.max_epochs == 2 and last.encoder["hidden_channels"] == 32
+    assert last.predict(cora).shape == (560,)
+
+
+def test_custom_modules_are_accepted_and_saved(cora, tmp_path):
+    from gnngmm.encoders import GNNEncoder
+    from gnngmm.objectives import CCASSG
+
+    torch.manual_seed(0)
+    model = GNNGMM(4, encoder=GNNEncoder(48, hidden_channels=16, out_channels=8), objective=CCASSG(),
+                   max_epochs=2, anomaly_score="nll").fit(cora)
+    path = model.save(tmp_path / "custom.ckpt")
+    with pytest.raises(InputError, match="weights_only=False"):
+        GNNGMM.load(path)
+    assert torch.equal(GNNGMM.load(path, weights_only=False).predict(cora), model.labels_)
+
+
+@pytest.mark.slow  # a subprocess / several processes
+def test_importing_gnngmm_changes_no_global_state():
+    code = (
+        "import warnings, torch, lightning, torch_geometric, hydra, torchmetrics, matplotlib  # their own filters\n"
+        "filters = list(warnings.filters); checks = torch.sparse.check_sparse_tensor_invariants.is_enabled()\n"
+        "import gnngmm, gnngmm.estimator, gnngmm.train\n"
+        "assert warnings.filters == filters, 'warning filters changed'\n"
+        "assert torch.sparse.check_sparse_tensor_invariants.is_enabled() == checks, 'sparse checks changed'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
