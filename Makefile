@@ -1,5 +1,5 @@
 # Two commands do all the set-up (see README.md):
-#   make run    install, then train the default job (Cora, GCN, GMM k=7, CPU, offline)
+#   make run    install (with the sweep plugins), then train the default job (Cora, GCN, GMM k=7, CPU, offline)
 #   make test   install with the test extras, then run the tests (what CI runs)
 #   make test-fast   once installed: the tests without the `slow` ones (subprocesses, DDP, notebook)
 # torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
@@ -14,7 +14,7 @@ PIP_TORCH := $(PIP) install "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_I
 
 install:
 	$(PIP_TORCH)
-	$(PIP) install -e .
+	$(PIP) install -e ".[sweeps]"
 
 install-test:
 	$(PIP_TORCH)

@@ -109,3 +109,26 @@ def test_stored_self_loops_are_removed(tmp_path):
     ei = dm.data.edge_index
     assert not bool((ei[0] == ei[1]).any())
     assert set(map(tuple, ei.t().tolist())) == set(map(tuple, data.edge_index.t().tolist()))
+
+
+def test_a_truncated_processed_file_is_rebuilt_from_the_raw_files(tmp_path, mirror, caplog):
+    import logging
+
+    load_dataset("cora", tmp_path / "data", mirror)
+    (processed,) = [p for p in (tmp_path / "data" / "planetoid" / "Cora" / "processed").iterdir() if p.name.startswith("data")]
+    processed.write_bytes(processed.read_bytes()[:100])
+    with caplog.at_level(logging.WARNING, logger="gnngmm.data.datasets"):
+        data = load_dataset("cora", tmp_path / "data", mirror)
+    assert data.num_nodes == 560 and "rebuilding it from the raw files" in caplog.text
+
+
+def test_a_read_only_data_dir_says_it_must_be_writable(tmp_path, mirror, monkeypatch):
+    import errno
+    import shutil
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(shutil, "copy2", read_only)
+    with pytest.raises(InputError, match=r"paths.data_dir=.* must be writable \(Read-only file system\)"):
+        load_dataset("cora", tmp_path / "ro", mirror)

@@ -19,14 +19,15 @@ from gnngmm.train import train
 LABEL_METRICS = {"nmi", "ari", "acc"}
 
 
-def multirun(tmp_path, mirror, *args):
+def multirun(tmp_path, mirror, *args, returncode=0):
     sweep = tmp_path / "sweep"
     result = run_cli(
         ["train.py", "-m", *args, f"hydra.sweep.dir={sweep}", f"paths.data_dir={tmp_path}/data",
          f"paths.mirror_dir={mirror}", *SMALL],
         cwd=ROOT,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == returncode, result.stderr[-3000:]
+    multirun.stderr = result.stderr
     return sweep
 
 
@@ -62,10 +63,12 @@ def test_multirun_with_the_default_sweep_dir_lands_under_the_launch_directory(tm
 
 
 @pytest.mark.slow  # a subprocess / several processes
-def test_a_failing_job_does_not_stop_the_multirun(tmp_path, mirror):
-    sweep = multirun(tmp_path, mirror, "gmm.k=7,0")
-    assert len(list(sweep.glob("*/metrics.json"))) == 1
-    failure = json.loads(next(sweep.glob("*/failure.json")).read_text())
+def test_a_failing_job_does_not_stop_the_multirun_which_then_exits_non_zero(tmp_path, mirror):
+    sweep = multirun(tmp_path, mirror, "gmm.k=0,7", returncode=1)
+    assert len(list(sweep.glob("*/metrics.json"))) == 1, "the job after the failed one ran"
+    failed = next(sweep.glob("*/failure.json"))
+    assert f"1 job(s) of this multirun failed" in multirun.stderr and str(failed) in multirun.stderr
+    failure = json.loads(failed.read_text())
     assert failure["error"] == "InputError" and "gmm.k (n_clusters) must be >= 1" in failure["message"]
     summarize(sweep)
     assert "1 failed job(s)" in (sweep / "summary.md").read_text()
@@ -75,25 +78,57 @@ def test_a_failing_job_does_not_stop_the_multirun(tmp_path, mirror):
 def test_optuna_preset_runs_trials_on_an_unsupervised_objective(tmp_path, mirror):
     GlobalHydra.instance().clear()
     with initialize_config_module("gnngmm.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["sweep=optuna"], return_hydra_config=True)
+        cfg = compose("train", overrides=["hparams_search=optuna"], return_hydra_config=True)
     GlobalHydra.instance().clear()
-    assert cfg.optimized_metric == "bic" and cfg.optimized_metric not in LABEL_METRICS
+    assert cfg.optimized_metric == "modularity" and cfg.hydra.sweeper.direction == "maximize"
     assert not LABEL_METRICS & {key.split(".")[-1] for key in cfg.hydra.sweeper.params}
-    sweep = multirun(tmp_path, mirror, "sweep=optuna", "hydra.sweeper.n_trials=2")
+    # the criterion must not be moved by construction by a searched setting (as BIC is by the
+    # embedding dimension and the loss weight)
+    assert not {"gmm.embedding.pca_dim", "encoder.out_channels"} & set(cfg.hydra.sweeper.params)
+    sweep = multirun(tmp_path, mirror, "hparams_search=optuna", "hydra.sweeper.n_trials=2", "launcher=joblib")
     assert len(list(sweep.glob("*/metrics.json"))) == 2
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    bics = [json.loads(p.read_text())["bic"] for p in sweep.glob("*/metrics.json")]
-    assert best["best_value"] == pytest.approx(min(bics))
+    values = [json.loads(p.read_text())["modularity"] for p in sweep.glob("*/metrics.json")]
+    assert best["best_value"] == pytest.approx(max(values))
+
+
+def _sweep_presets() -> list[tuple[str, str]]:
+    return [(group, p.stem) for group in ("hparams_search", "launcher") for p in sorted((ROOT / "conf" / group).glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("group, name", _sweep_presets(), ids=lambda v: str(v))
+def test_every_sweep_preset_composes_with_the_plugins_the_readme_installs(group, name):
+    """Each Hydra plugin a preset selects comes from an extra that the README's first command
+    (`make run`, i.e. `make install`) installs, and the preset composes with it."""
+    import re
+    from importlib.metadata import requires
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module("gnngmm.conf", version_base="1.3"):
+        cfg = compose("train", overrides=[f"{group}={name}", "hparams_search=optuna" if group == "launcher" else "seed=0"],
+                      return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    install = re.search(r"^install:\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M).group(1)
+    extras = set(re.findall(r'-e "?\.\[([\w,]+)\]', install)[0].split(","))
+    installed = {r.split(";")[0].split(">")[0].split("=")[0].strip() for r in requires("gnngmm")
+                 if any(f'extra == "{e}"' in r for e in extras)}
+    plugins = {"optuna": "hydra-optuna-sweeper", "joblib": "hydra-joblib-launcher", "submitit": "hydra-submitit-launcher"}
+    targets = f"{cfg.hydra.sweeper._target_} {cfg.hydra.launcher._target_}".lower()
+    for key, package in plugins.items():
+        if key in targets:
+            assert package in installed, f"{group}={name} needs {package}, which `make install` does not install"
+    assert cfg.hydra.mode.name == "MULTIRUN"
 
 
 def test_presets_compose():
     GlobalHydra.instance().clear()
     with initialize_config_module("gnngmm.conf", version_base="1.3"):
-        slurm = compose("train", overrides=["sweep=slurm"], return_hydra_config=True)
-        joblib = compose("train", overrides=["sweep=joblib"], return_hydra_config=True)
-        grid = compose("train", overrides=["sweep=encoders"], return_hydra_config=True)
+        slurm = compose("train", overrides=["hparams_search=optuna", "launcher=slurm"], return_hydra_config=True)
+        joblib = compose("train", overrides=["launcher=joblib"], return_hydra_config=True)
+        grid = compose("train", overrides=["hparams_search=encoders"], return_hydra_config=True)
     GlobalHydra.instance().clear()
     assert "submitit" in slurm.hydra.launcher._target_ and slurm.trainer.accelerator == "gpu"
+    assert "optuna" in slurm.hydra.sweeper._target_ and slurm.auto_resume and slurm.hydra.launcher.max_num_timeout > 0
     assert "joblib" in joblib.hydra.launcher._target_
     assert grid.hydra.sweeper.params.encoder == "gcn,sage,gat" and grid.wandb_group == "sweep-encoders-cora"
 

@@ -114,11 +114,16 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, mirror):
     too_many = run_cli(["train.py", "gmm.k=561", *common], cwd=ROOT)
     assert too_many.returncode == 2
     assert "gnngmm: error: gmm.k=561 exceeds the number of nodes (560)" in too_many.stderr
-    unknown = run_cli(["train.py", "data=nope", *common], cwd=ROOT)
-    assert unknown.returncode != 0
-    assert "Could not find 'data/nope'" in unknown.stderr and "cora" in unknown.stderr
-    unknown = run_cli(["train.py", "encoder=nope", *common], cwd=ROOT)
-    assert "Could not find 'encoder/nope'" in unknown.stderr and "gcn" in unknown.stderr
+    for arg, line in (("data=nope", "data='nope' is not one of bond_reddit, citeseer, computers, cora"),
+                      ("encoder=nope", "encoder='nope' is not one of gat, gcn, mlp, sage, sgc"),
+                      ("objective=ns4gc,nope", "objective='nope' is not one of cca_ssg, dgi, gae, grace, ns4gc"),
+                      ("gmm.covariance_type=bogus", "gmm.covariance_type='bogus' is not one of"),
+                      ("seed=abc", "seed='abc' is not an integer"),
+                      ("trainer.max_epochs=-1", "trainer.max_epochs=-1 is not an integer >= 1"),
+                      ("data.loader=magic", "data.loader='magic' is not one of full")):
+        bad = run_cli(["train.py", arg, *common], cwd=ROOT)
+        assert bad.returncode == 2 and f"gnngmm: error: {line}" in bad.stderr, (arg, bad.stderr[-1500:])
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
 
 @pytest.mark.slow  # a subprocess / several processes
@@ -230,3 +235,92 @@ def test_data_files_from_the_command_line(make_cfg, tmp_path):
     assert [r["node"] for r in rows] == ids
     with pytest.raises(InputError, match="gmm.k .*not set"):
         train(make_cfg("data=files", f"data.edges={tmp_path / 'edges.tsv'}", f"data.features={tmp_path / 'features.csv'}"))
+
+
+def test_a_run_dir_holds_one_run(make_cfg, tmp_path, monkeypatch):
+    import lightning
+
+    train(make_cfg())
+    fit = lightning.Trainer.fit
+    monkeypatch.setattr(lightning.Trainer, "fit", lambda *a, **k: pytest.fail("trained before checking"))
+    with pytest.raises(InputError, match=r"already holds a run \(metrics.json.*overwrite=true.*ckpt_path="):
+        train(make_cfg())
+    monkeypatch.setattr(lightning.Trainer, "fit", fit)
+    assert train(make_cfg("overwrite=true", "seed=1"))["seed"] == 1
+    # continuing the dir's own run in place: one last.ckpt, never a last-v1.ckpt beside a stale one
+    last = tmp_path / "out" / "checkpoints" / "last.ckpt"
+    assert train(make_cfg("seed=1", "trainer.max_epochs=3", f"ckpt_path={last}"))["epochs"] == 3
+    assert sorted(p.name for p in last.parent.iterdir()) == ["last.ckpt"]
+
+
+def test_auto_resume_continues_an_unfinished_run(make_cfg, tmp_path):
+    full = train(make_cfg("trainer.max_epochs=4", f"paths.output_dir={tmp_path / 'full'}"))
+    train(make_cfg("trainer.max_epochs=2"))
+    (tmp_path / "out" / "metrics.json").unlink()  # as if the job had been stopped after epoch 2
+    with pytest.raises(InputError, match="already holds a run"):
+        train(make_cfg("trainer.max_epochs=4"))
+    resumed = train(make_cfg("trainer.max_epochs=4", "auto_resume=true"))
+    assert resumed["epochs"] == 4 and resumed["cluster_sizes"] == full["cluster_sizes"]
+    assert len((tmp_path / "out" / "history.csv").read_text().splitlines()) == 5
+
+
+def test_metrics_record_provenance(make_cfg):
+    import torch_geometric
+
+    metrics = train(make_cfg())
+    assert metrics["pyg_version"] == torch_geometric.__version__ and metrics["device"] == "cpu"
+    assert metrics["world_size"] == 1 and metrics["torch_threads"] >= 1 and metrics["gnngmm_version"]
+    assert "git_commit" in metrics
+
+
+def test_wandb_resumed_run_keeps_its_id_and_user_tags(make_cfg, tmp_path, monkeypatch):
+    from gnngmm.loggers import build_loggers, finish_loggers
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    cfg = make_cfg("logger=wandb", "tags=[ablation,v2]")
+    run_dir = tmp_path / "out"
+    run_dir.mkdir()
+    ids = []
+    for _ in range(2):
+        (logger,) = build_loggers(cfg, run_dir)
+        ids.append(logger._wandb_init["id"])
+        assert {"ablation", "v2", "cora"} <= set(logger._wandb_init["tags"])
+        assert logger._wandb_init["resume"] == "allow"
+        finish_loggers([logger])
+    assert ids[0] == ids[1] == (run_dir / "wandb_run_id").read_text().strip()
+
+
+@pytest.mark.slow  # subprocesses, one of them killed
+def test_sigterm_mid_training_then_resume_equals_an_uninterrupted_run(tmp_path, mirror):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    common = [f"paths.data_dir={tmp_path}/data", f"paths.mirror_dir={mirror}", *SMALL, "trainer.max_epochs=200",
+              "num_threads=1", "gmm.refit_every_n_epochs=1"]
+    full = run_cli(["train.py", *common, f"hydra.run.dir={tmp_path}/full"], cwd=ROOT)
+    assert full.returncode == 0, full.stderr[-2000:]
+    cut = tmp_path / "cut"
+    env = dict(os.environ, WANDB_MODE="offline", HYDRA_FULL_ERROR="0")
+    proc = subprocess.Popen([sys.executable, "train.py", *common, f"hydra.run.dir={cut}"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        history = cut / "history.csv"
+        if history.exists() and len(history.read_text().splitlines()) > 4:  # a few epochs done
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "ckpt_path=" in stderr and not (cut / "metrics.json").exists()
+    epochs_done = len((cut / "history.csv").read_text().splitlines()) - 1
+    assert 4 <= epochs_done < 200
+    last = cut / "checkpoints" / "last.ckpt"
+    resumed = run_cli(["train.py", *common, f"hydra.run.dir={cut}", f"ckpt_path={last}"], cwd=ROOT)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    for name in ("predictions.csv", "history.csv"):
+        assert (cut / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+    assert sorted(p.name for p in last.parent.iterdir()) == ["last.ckpt"]

@@ -367,6 +367,7 @@ class GNNGMM:
             encoder, objective, mixture, EmbeddingTransform(**settings["embedding"]), optimizer=optimizer,
             gmm_loss_weight=self.gmm_loss_weight, gmm_loss_start_epoch=self._loss_start(gmm),
             gmm_loss_scale_free=gmm["loss_scale_free"], gmm_loss_on=gmm["loss_on"], num_features=num_features,
+            seed=self.random_state or 0,
         )
 
     def _datamodule(self, data, settings: dict) -> GraphDataModule:
@@ -377,14 +378,22 @@ class GNNGMM:
 
     def _trainer(self, settings: dict, callbacks: list, logger):
         import lightning as L
-        from lightning.pytorch.callbacks import ModelCheckpoint
+        from lightning.pytorch.callbacks import Checkpoint
 
-        kwargs = {"enable_progress_bar": bool(self.verbose), **settings["trainer"]}
+        # the data module shards mini-batches itself (per rank, resume-exact): Lightning's sampler is off
+        kwargs = {"enable_progress_bar": bool(self.verbose), "use_distributed_sampler": False, **settings["trainer"]}
         kwargs.update(
             max_epochs=int(self.max_epochs), accelerator=self.accelerator, devices=self.devices,
-            logger=logger or False, enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+            logger=logger or False, enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
         )
-        return L.Trainer(callbacks=callbacks, **kwargs)
+        trainer = L.Trainer(callbacks=callbacks, **kwargs)
+        if trainer.world_size > 1 and settings["data"]["loader"] == "full":
+            raise InputError(
+                f"data.loader=full under DDP ({trainer.world_size} processes): every process would take the same "
+                "whole-graph step, N times the cost for no speed-up. Use a sampled loader: data.loader=neighbor "
+                "(GNN encoders), data.loader=nodes with data.precompute=sign encoder=mlp, or data.loader=random_nodes"
+            )
+        return trainer
 
     # ------------------------------------------------------------------ fitting
     def fit(self, data, y=None) -> GNNGMM:
@@ -417,6 +426,9 @@ class GNNGMM:
                 L.seed_everything(int(self.random_state), workers=True, verbose=False)
             module = self._build_module(settings, graph.num_features, k or int(k_range[0]))
             module.run_config = run_config
+            if k is not None and k > 0.1 * graph.num_nodes:
+                warn_large_k(k, graph.num_nodes, settings["embedding"].get("pca_dim") or module.encoder.out_channels,
+                             self.covariance_type)
             refits = EMRefit(
                 gmm["refit_every_n_epochs"], gmm["refit_max_iter"], k_range,
                 loss_start_epoch=self._loss_start(gmm) if self.gmm_loss_weight > 0 else None,
@@ -436,6 +448,7 @@ class GNNGMM:
                 fresh_inits=gmm["n_init"] if gmm["final_fresh_fit"] else 0,
             )
             self._set_fitted(module, graph, final, datamodule.node_ids, epochs, trainer.is_global_zero)
+            self.world_size_ = int(trainer.world_size)
         return self
 
     def _set_fitted(self, module, graph, final: HeadResult, node_ids, epochs: int, is_global_zero: bool = True) -> None:
@@ -609,6 +622,21 @@ class GNNGMM:
         for name in ("labels_", "decision_scores_", "threshold_", "channels_", "epochs_"):
             setattr(model, name, fitted.get(name))
         return model
+
+
+class GNNGMMWarning(UserWarning):
+    """A setting that runs but probably not as intended (filter with ``warnings.filterwarnings``)."""
+
+
+def warn_large_k(k: int, num_nodes: int, dim: int, covariance_type: str) -> None:
+    """gmm.k above 10% of the nodes: say what each EM refit will hold before it is paid for."""
+    tables = 6 * num_nodes * k * 8  # (N, K) log-probabilities, responsibilities and their temporaries
+    params = k * dim * dim * 8 * (3 if covariance_type == "full" else 0)
+    warnings.warn(
+        f"gmm.k={k} is above 10% of the {num_nodes} nodes: every EM refit holds (N, K) tables of about "
+        f"{(tables + params) / 2**20:,.0f} MB and fits {k} components (minutes per refit on a CPU); clusters that "
+        "small are rarely meant -- gmm.k=auto picks K by BIC", GNNGMMWarning, stacklevel=3,
+    )
 
 
 def _is_int(value) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import secrets
+from pathlib import Path
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -30,13 +32,13 @@ def resolved_config(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
 
 
-def build_loggers(cfg: DictConfig) -> list:
+def build_loggers(cfg: DictConfig, run_dir: Path | None = None) -> list:
     loggers = []
     for name, conf in (cfg.get("logger") or {}).items():
         if not conf:
             continue
         if "Wandb" in conf.get("_target_", ""):
-            loggers.append(_wandb_logger(conf, cfg))
+            loggers.append(_wandb_logger(conf, cfg, run_dir))
         else:
             loggers.append(instantiate(conf))
     flat = resolved_config(cfg)
@@ -45,7 +47,18 @@ def build_loggers(cfg: DictConfig) -> list:
     return loggers
 
 
-def _wandb_logger(conf: DictConfig, cfg: DictConfig):
+def wandb_run_id(run_dir: Path) -> str:
+    """The run dir's W&B run id (``wandb_run_id`` file), created on first use: a resumed run, in
+    the same dir, continues the same W&B run."""
+    path = Path(run_dir) / "wandb_run_id"
+    if path.exists():
+        return path.read_text().strip()
+    run_id = secrets.token_hex(4)
+    path.write_text(run_id + "\n")
+    return run_id
+
+
+def _wandb_logger(conf: DictConfig, cfg: DictConfig, run_dir: Path | None = None):
     mode = os.environ.get("WANDB_MODE", "").lower()
     offline = bool(conf.get("offline")) or mode in ("offline", "dryrun") or not wandb_has_credentials()
     if offline and mode not in ("offline", "dryrun", "disabled"):
@@ -53,7 +66,10 @@ def _wandb_logger(conf: DictConfig, cfg: DictConfig):
         log.info("W&B: no API key found, logging offline; upload later with `wandb sync %s/wandb/offline-run-*`", conf.save_dir)
     os.makedirs(conf.save_dir, exist_ok=True)
     saved = os.environ.get("WANDB_MODE")
-    logger = instantiate(conf, offline=offline)  # Lightning sets WANDB_MODE=dryrun when offline
+    extra = {"tags": [*(conf.get("tags") or []), *(cfg.get("tags") or [])]}
+    if run_dir is not None:
+        extra.update(id=wandb_run_id(run_dir), resume="allow")
+    logger = instantiate(conf, offline=offline, **extra)  # Lightning sets WANDB_MODE=dryrun when offline
     logger._gnngmm_wandb_mode = saved  # restored by finish_loggers: the mode must not outlive the run
     return logger
 

@@ -39,6 +39,7 @@ class GNNGMMModule(L.LightningModule):
         gmm_loss_on: str = "views",
         inference_chunk_size: int = 65536,
         num_features: int | None = None,
+        seed: int = 0,
     ):
         super().__init__()
         self.encoder = encoder
@@ -58,6 +59,7 @@ class GNNGMMModule(L.LightningModule):
         self.gmm_loss_on = gmm_loss_on  # the clean embedding, or the mean over the augmented views
         self.inference_chunk_size = inference_chunk_size
         self.num_features = num_features  # input width, saved so that a checkpoint rebuilds the encoder
+        self.seed = seed  # under DDP, each rank's augmentations are drawn from (seed, epoch, rank)
         self.resp: Tensor | None = None  # this rank's responsibilities at the last refit
         self.history: list[dict] = []  # one row per refit: epoch, log-likelihood, BIC, (metrics)
         self.run_config: dict | None = None  # the resolved run config, saved for predict.py
@@ -77,6 +79,10 @@ class GNNGMMModule(L.LightningModule):
             and self.transform.is_fitted
             and self.current_epoch >= self.gmm_loss_start_epoch
         )
+
+    def on_train_epoch_start(self) -> None:
+        if self.trainer.world_size > 1:  # one seed on every rank would draw the same augmentations
+            torch.manual_seed(self.seed * 1_000_003 + self.current_epoch * 1_009 + self.global_rank)
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         out = self.objective(self.encoder, batch)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import resource
+import signal
 import sys
 import time
 import traceback
@@ -25,6 +26,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from gnngmm.anomaly import baseline_scores
@@ -34,11 +36,14 @@ from gnngmm.errors import InputError
 from gnngmm.estimator import COMBINATION_RULES, GNNGMM
 from gnngmm.loggers import build_loggers, finish_loggers, resolved_config
 from gnngmm.metrics import anomaly_metrics, evaluate
+from gnngmm.quality import modularity
 
 log = logging.getLogger("gnngmm")
 
 # metrics.json keys a sweeper may optimise: computed without labels
-UNSUPERVISED_METRICS = ("bic", "gmm_log_likelihood")
+# metrics.json keys a sweeper may optimise: computed without labels. modularity compares trials
+# whatever they change; bic / gmm_log_likelihood only trials with the same embedding and loss weight
+UNSUPERVISED_METRICS = ("modularity", "bic", "gmm_log_likelihood")
 # data config keys that are not GraphDataModule arguments
 _CONFIG_ONLY_DATA_KEYS = ("num_classes",)
 
@@ -51,6 +56,56 @@ def check_config(cfg: DictConfig) -> None:
             f"optimized_metric={name!r} is not allowed: a sweep may only optimise an unsupervised metric "
             f"({', '.join(UNSUPERVISED_METRICS)}); label metrics (nmi, ari, acc, auroc, ...) are reported, never optimised"
         )
+
+
+RUN_OUTPUTS = ("metrics.json", "predictions.csv", "model.ckpt", "history.csv", "checkpoints/last.ckpt")
+
+
+def claim_run_dir(output_dir: Path, ckpt_path, overwrite: bool = False, auto_resume: bool = False):
+    """One run per run dir. Returns the checkpoint to resume from (``ckpt_path``, or the dir's own
+    ``last.ckpt`` for an unfinished run when ``auto_resume``); refuses a dir holding another run."""
+    present = [name for name in RUN_OUTPUTS if (output_dir / name).exists()]
+    if not present:
+        return ckpt_path
+    own = output_dir / "checkpoints" / "last.ckpt"
+    if ckpt_path is not None and Path(ckpt_path).resolve() == own.resolve():
+        return ckpt_path  # continuing this dir's run in place
+    if overwrite:
+        log.warning("overwrite=true: removing the previous run's %s from %s", ", ".join(present), output_dir)
+        for name in present:
+            (output_dir / name).unlink()
+        for extra in ("predictions.parquet", "bic.csv", "bic.png", "embedding.png", "cluster_sizes.png"):
+            (output_dir / extra).unlink(missing_ok=True)
+        return ckpt_path
+    if auto_resume and ckpt_path is None and own.exists() and not (output_dir / "metrics.json").exists():
+        log.info("auto_resume: continuing the unfinished run in %s from %s", output_dir, own)
+        return str(own)
+    raise InputError(
+        f"{output_dir} already holds a run ({', '.join(present)}); start a new one elsewhere (hydra.run.dir=...), "
+        f"replace it with overwrite=true, or continue it with ckpt_path={own}"
+    )
+
+
+def provenance(trainer_world_size: int = 1) -> dict:
+    """Versions, commit, device and parallelism of this run, for metrics.json."""
+    import subprocess
+
+    import lightning
+    import torch_geometric
+
+    from gnngmm import __version__
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "gnngmm_version": __version__, "git_commit": commit, "torch_version": torch.__version__,
+        "pyg_version": torch_geometric.__version__, "lightning_version": lightning.__version__,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "world_size": int(trainer_world_size), "torch_threads": torch.get_num_threads(),
+    }
 
 
 def build_datamodule(data_cfg: dict, **overrides):
@@ -79,18 +134,19 @@ def train(cfg: DictConfig) -> dict:
         torch.set_num_threads(int(cfg.num_threads))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = claim_run_dir(output_dir, cfg.get("ckpt_path"), bool(cfg.get("overwrite")), bool(cfg.get("auto_resume")))
     datamodule = build_datamodule(run_config["data"], keep_raw_features=model.anomaly_score in COMBINATION_RULES)
     datamodule.setup("fit")
     labels = datamodule.labels
 
-    loggers = build_loggers(cfg)
+    loggers = build_loggers(cfg, output_dir)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if cfg.trainer.get("enable_progress_bar") is False:  # `trainer.enable_progress_bar=false` wins
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     callbacks.append(HistoryCSV(output_dir / "history.csv"))
     try:
         model.fit_datamodule(
-            datamodule, callbacks=callbacks, logger=loggers, ckpt_path=cfg.get("ckpt_path"), run_config=run_config,
+            datamodule, callbacks=callbacks, logger=loggers, ckpt_path=ckpt_path, run_config=run_config,
             evaluate=partial(evaluate_result, labels), settings=settings,
         )
         metrics = run_metrics(cfg, model, datamodule, time.perf_counter() - start)
@@ -114,6 +170,7 @@ def run_metrics(cfg: DictConfig, model: GNNGMM, datamodule, seconds: float) -> d
         **evaluate(labels, model.labels_),
         "gmm_log_likelihood": result.log_likelihood,
         "bic": result.bic,
+        "modularity": modularity(graph.edge_index, model.labels_, graph.num_nodes),
         "epochs": model.epochs_,
         "train_seconds": round(seconds, 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -134,6 +191,7 @@ def run_metrics(cfg: DictConfig, model: GNNGMM, datamodule, seconds: float) -> d
         metrics.update(evaluate(labels, scores=model.decision_scores_))
         for name, score in baseline_scores(graph).items():
             metrics.update({f"{name}_{k}": v for k, v in anomaly_metrics(labels.outlier, score).items()})
+    metrics.update(provenance(model.world_size_))
     return metrics
 
 
@@ -164,13 +222,44 @@ def _in_multirun() -> bool:
         return False
 
 
+CONFIG_GROUPS = ("data", "encoder", "objective", "gmm", "trainer", "logger", "callbacks", "paths", "experiment",
+                 "hparams_search", "launcher")
+
+
+def check_group_choices(argv: list[str]) -> None:
+    """``group=option`` arguments name an existing option (each of a multirun's comma-separated
+    values too): one line and status 2 instead of Hydra's multi-line composition error."""
+    from gnngmm.components import group_options
+
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+")
+        if not sep or key not in CONFIG_GROUPS or value in ("null", ""):
+            continue
+        options = group_options(key)
+        for choice in value.split(","):
+            if choice not in options:
+                print(f"gnngmm: error: {key}={choice!r} is not one of {', '.join(options)}", file=sys.stderr)
+                sys.exit(2)
+
+
+def main() -> float | None:
+    """``python train.py ...`` / ``gnngmm-train ...``: group choices checked, then Hydra."""
+    check_group_choices(sys.argv[1:])
+    return _hydra_main()
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def _hydra_main(cfg: DictConfig) -> float | None:
     """Hydra entry point. Bad input exits with one clear line (status 2). In a multirun a failing
     job is recorded in its run dir (``failure.json``) and the sweep goes on. Returns the value
     named by ``optimized_metric`` (an unsupervised one) for sweepers."""
     try:
         metrics = train(cfg)
+    except SIGTERMException:  # Lightning stops at the next step; last.ckpt holds the last whole epoch
+        resume = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        print(f"gnngmm: interrupted by SIGTERM; resume with the same command plus ckpt_path={resume}", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
     except Exception as err:  # noqa: BLE001 - reported, then re-raised or recorded
         output_dir = Path(cfg.paths.output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,8 @@
-"""``HistoryCSV``: rewrite ``history.csv`` (one row per EM refit) after every epoch, on rank 0."""
+"""``HistoryCSV``: rewrite ``history.csv`` (one row per EM refit) after every epoch, on rank 0.
+
+Wall-clock columns (``time/...``) stay in ``module.history`` and the loggers, not in the file: the
+file is a function of the data, the config and the seed, so a resumed run rewrites it byte for byte.
+"""
 
 from __future__ import annotations
 
@@ -16,5 +20,5 @@ class HistoryCSV(Callback):
         if trainer.is_global_zero and len(pl_module.history) != self._rows:
             from gnngmm.reporting import write_history
 
-            write_history(self.path, pl_module.history)
+            write_history(self.path, [{k: v for k, v in row.items() if not k.startswith("time/")} for row in pl_module.history])
             self._rows = len(pl_module.history)

@@ -7,6 +7,7 @@ preprocessing is :func:`gnngmm.data.preprocess.preprocess`, shared with the esti
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import lightning as L
@@ -138,31 +139,36 @@ class GraphDataModule(L.LightningDataModule):
     def num_features(self) -> int:
         return self.data.num_features
 
+    def _rank(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        return (int(trainer.global_rank), int(trainer.world_size)) if trainer is not None else (0, 1)
+
     def train_dataloader(self):
+        """One whole-graph batch (``full``), or this process's share of every epoch's seed nodes
+        (``nodes``, ``neighbor``) or random node sets (``random_nodes``): under DDP the ranks divide
+        the work instead of repeating it (:class:`ShardSampler`; Lightning's own distributed sampler
+        is off)."""
         if self.loader == "full":
             return DataLoader([self.data], batch_size=1, collate_fn=_first)
-        generator = torch.Generator().manual_seed(self.seed)
+        from gnngmm.data.sampling import InducedSubgraph, NeighborSampler, ShardSampler
+
+        rank, world = self._rank()
+        n = self.data.num_nodes
+        sampler = ShardSampler(n, rank, world, seed=self.seed)
         if self.loader == "nodes":
-            return DataLoader(
-                range(self.data.num_nodes), batch_size=self.batch_size, shuffle=True, generator=generator,
-                collate_fn=NodeBatches(self.data.x), num_workers=self.num_workers,
-            )
-        if self.loader == "random_nodes":
-            from torch_geometric.loader import RandomNodeLoader
+            collate, batch_size = NodeBatches(self.data.x), self.batch_size
+        elif self.loader == "random_nodes":
+            collate, batch_size = InducedSubgraph(self.data), math.ceil(n / self.num_parts)  # num_parts sets, all ranks together
+        else:
+            from torch_geometric.typing import WITH_PYG_LIB, WITH_TORCH_SPARSE
 
-            return RandomNodeLoader(self.data, num_parts=self.num_parts, shuffle=True, num_workers=self.num_workers, generator=generator)
-        from torch_geometric.loader import NeighborLoader
-        from torch_geometric.typing import WITH_PYG_LIB, WITH_TORCH_SPARSE
+            if WITH_PYG_LIB or WITH_TORCH_SPARSE:  # PyG's compiled sampler, on this rank's seed nodes
+                from torch_geometric.loader import NeighborLoader
 
-        if not (WITH_PYG_LIB or WITH_TORCH_SPARSE):  # PyG's sampler is compiled: sample in plain PyTorch
-            from gnngmm.data.sampling import NeighborSampler
-
+                return NeighborLoader(
+                    self.data, num_neighbors=self.num_neighbors, batch_size=self.batch_size, sampler=sampler,
+                    num_workers=self.num_workers,
+                )
             log.info("data.loader=neighbor: pyg-lib/torch-sparse not installed, sampling in plain PyTorch")
-            return DataLoader(
-                range(self.data.num_nodes), batch_size=self.batch_size, shuffle=True, generator=generator,
-                collate_fn=NeighborSampler(self.data, self.num_neighbors), num_workers=self.num_workers,
-            )
-        return NeighborLoader(
-            self.data, num_neighbors=self.num_neighbors, batch_size=self.batch_size, shuffle=True,
-            num_workers=self.num_workers, generator=generator,
-        )
+            collate, batch_size = NeighborSampler(self.data, self.num_neighbors), self.batch_size
+        return DataLoader(range(n), batch_size=batch_size, sampler=sampler, collate_fn=collate, num_workers=self.num_workers)

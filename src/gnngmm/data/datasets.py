@@ -10,7 +10,9 @@ directory tried.
 
 from __future__ import annotations
 
+import errno
 import logging
+import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,16 +102,23 @@ def load_dataset(name: str, data_dir: str | Path, mirror_dir: str | Path | None 
     spec = dataset_spec(name)
     data_dir = Path(data_dir).expanduser()
     mirror = Path(mirror_dir).expanduser() if mirror_dir else None
-    present = ensure_raw_files(spec, data_dir, mirror)
+    try:
+        present = ensure_raw_files(spec, data_dir, mirror)
+    except OSError as err:
+        if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise _not_writable(data_dir, err) from None
+        raise
     tried = f"{data_dir / spec.raw_relpath}" + (f" and the mirror {mirror / spec.raw_relpath}" if mirror else "")
     if not present and not download:
         raise InputError(f"dataset {name!r}: raw files {list(spec.raw_files)} not found in {tried}, and download is off")
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        data = _read(spec, data_dir)
+        data = _read_or_rebuild(spec, data_dir)
     except InputError:
         raise
     except Exception as err:  # PyG's download or processing failed: say what was tried.
+        if isinstance(err, OSError) and err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise _not_writable(data_dir, err) from None
         if present:
             raise InputError(f"dataset {name!r}: could not process the raw files in {tried}: {err}") from err
         raise InputError(
@@ -118,6 +127,37 @@ def load_dataset(name: str, data_dir: str | Path, mirror_dir: str | Path | None 
             "connect to the network."
         ) from None
     return data
+
+
+def _not_writable(data_dir: Path, err: OSError) -> InputError:
+    return InputError(
+        f"paths.data_dir={data_dir} must be writable ({err.strerror}): PyG writes processed/ next to raw/; point "
+        "paths.data_dir at a writable directory (the raw files are copied there from paths.mirror_dir)"
+    )
+
+
+def _processed_dir(spec: DatasetSpec, data_dir: Path) -> Path | None:
+    if spec.loader == "bond":
+        return None
+    return (Path(data_dir) / spec.raw_relpath).parent / "processed"
+
+
+def _read_or_rebuild(spec: DatasetSpec, data_dir: Path) -> Data:
+    """PyG's loader; a processed/ file that cannot be read (a run killed while writing it, a disk
+    that filled up) is rebuilt once from the raw files, with a logged line naming it."""
+    try:
+        return _read(spec, data_dir)
+    except (EOFError, RuntimeError, pickle.UnpicklingError, ValueError, KeyError, AttributeError) as err:
+        processed = _processed_dir(spec, data_dir)
+        if processed is None or not processed.is_dir():
+            raise
+        log.warning("%s: could not read %s (%s: %s); rebuilding it from the raw files",
+                    spec.name, processed, type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+        shutil.rmtree(processed)
+        try:
+            return _read(spec, data_dir)
+        except Exception as again:  # noqa: BLE001 - named, with the file, below
+            raise InputError(f"dataset {spec.name!r}: {processed} could not be rebuilt from the raw files: {again}") from again
 
 
 def _read(spec: DatasetSpec, data_dir: Path) -> Data:

@@ -1,4 +1,6 @@
-"""Neighbour sampling in plain PyTorch: ``data.loader=neighbor`` without pyg-lib or torch-sparse.
+"""Mini-batches in plain PyTorch: which nodes each process takes (``ShardSampler``), sampled
+neighbourhoods (``data.loader=neighbor`` without pyg-lib or torch-sparse) and induced subgraphs of
+random node sets (``data.loader=random_nodes``).
 
 PyG's ``NeighborLoader`` needs one of those compiled extensions (neither is a PyPI wheel). This
 sampler builds the same kind of batch -- the seed nodes first (``batch_size`` of them), then up to
@@ -8,9 +10,52 @@ the sampled edges, pointing from neighbour to target -- with vectorised tensor o
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
+from torch.utils.data import Sampler
 from torch_geometric.data import Data
+
+
+class ShardSampler(Sampler):
+    """Node ids 0..n-1 in a new order every epoch, this process's share only.
+
+    The order is drawn from ``seed`` and the epoch alone (Lightning calls ``set_epoch``), so every
+    DDP rank draws the same one and keeps every ``world_size``-th id from position ``rank``: the
+    ranks divide each epoch's nodes without overlap, and a resumed run draws the same orders as an
+    uninterrupted one.
+    """
+
+    def __init__(self, n: int, rank: int = 0, world_size: int = 1, seed: int = 0, shuffle: bool = True):
+        self.n, self.rank, self.world_size = int(n), int(rank), max(1, int(world_size))
+        self.seed, self.shuffle, self.epoch = int(seed), shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        if self.shuffle:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch))
+        else:
+            order = torch.arange(self.n)
+        return iter(order[self.rank :: self.world_size].tolist())
+
+    def __len__(self) -> int:
+        return max(0, math.ceil((self.n - self.rank) / self.world_size))
+
+
+class InducedSubgraph:
+    """``collate_fn``: a list of node ids -> the subgraph they induce (every node a seed)."""
+
+    def __init__(self, data: Data):
+        self.data = data
+
+    def __call__(self, ids) -> Data:
+        ids = torch.as_tensor(ids, dtype=torch.long)
+        batch = self.data.subgraph(ids)
+        batch.n_id = ids
+        return batch
 
 
 class NeighborSampler:
