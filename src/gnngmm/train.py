@@ -93,6 +93,11 @@ def train(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     data = datamodule.data
+    # issue 15: a full-batch step that would not fit the device switches to data.loader=neighbor (or stops)
+    from gnngmm.memory import guard_full_batch
+    from omegaconf import OmegaConf
+
+    guard_full_batch(datamodule, OmegaConf.to_container(cfg.encoder), OmegaConf.to_container(cfg.get("objective") or {}), cfg.trainer.get("accelerator"))
     k = resolve_k(cfg.gmm.k, data.num_nodes)
     k_range = list(cfg.gmm.k_range) if k is None else None
     if k_range is not None and int(k_range[0]) > data.num_nodes:
