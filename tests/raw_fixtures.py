@@ -114,3 +114,62 @@ def write_mirror(root: Path) -> Path:
     for stem in ("inj_cora", "reddit", "inj_amazon", "weibo"):
         write_bond(root / "bond" / f"{stem}.pt.zip", g, outliers)
     return root
+
+
+# --------------------------------------------------------------------------- OGB (issue 15)
+OGB_DIRS = {"ogbn-arxiv": "ogbn_arxiv", "ogbn-products": "ogbn_products", "ogbn-papers100M": "ogbn_papers100M"}
+
+
+def write_ogb(root: Path, name: str, data: Data, labelled: float = 1.0) -> Path:
+    """``<root>/<ogbn_name>/raw`` as OGB's zip unpacks it: CSV.gz files (``edge``, ``node-feat``,
+    ``node-label``, ``num-node-list``, ``num-edge-list``, ``node_year`` for arxiv) or, for
+    papers100M (binary), ``data.npz`` + ``node-label.npz`` (NaN for unlabelled nodes). arxiv and
+    papers100M store one direction per edge (OGB adds no inverse edges), products both."""
+    import gzip
+
+    raw = Path(root) / OGB_DIRS[name] / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    n = data.num_nodes
+    edges = data.edge_index.numpy()
+    if name != "ogbn-products":  # directed in OGB: keep one direction of each pair
+        edges = edges[:, edges[0] < edges[1]]
+    label = data.y.numpy().astype(np.float64 if name == "ogbn-papers100M" else np.int64).reshape(-1, 1)
+    if labelled < 1.0:
+        label[np.random.RandomState(0).rand(n) >= labelled] = np.nan
+    year = np.random.RandomState(1).randint(1990, 2020, size=(n, 1))
+    if name == "ogbn-papers100M":
+        np.savez(raw / "data.npz", edge_index=edges, node_feat=data.x.numpy().astype(np.float16),
+                 node_year=year, num_nodes_list=np.array([n]), num_edges_list=np.array([edges.shape[1]]))
+        np.savez(raw / "node-label.npz", node_label=label)
+        return raw
+
+    def csv(file, rows, fmt):
+        with gzip.open(raw / f"{file}.csv.gz", "wt") as f:
+            np.savetxt(f, rows, fmt=fmt, delimiter=",")
+
+    csv("edge", edges.T, "%d")
+    csv("node-feat", data.x.numpy(), "%.6f")
+    csv("node-label", label, "%d")
+    csv("num-node-list", np.array([[n]]), "%d")
+    csv("num-edge-list", np.array([[edges.shape[1]]]), "%d")
+    if name == "ogbn-arxiv":
+        csv("node_year", year, "%d")
+    return raw
+
+
+def write_ogb_mirror(root: Path) -> Path:
+    """The three OGB node-property graphs, tiny, under ``<root>/ogb`` (the data dir's layout)."""
+    for i, (name, blocks) in enumerate([("ogbn-arxiv", 40), ("ogbn-products", 47), ("ogbn-papers100M", 17)]):
+        g = planted_partition(400, blocks, 16, avg_degree=6, homophily=0.9, feature_signal=2.0, seed=20 + i)
+        write_ogb(Path(root) / "ogb", name, g, labelled=0.5 if name == "ogbn-papers100M" else 1.0)
+    return Path(root)
+
+
+# The session mirror (conftest's ``mirror`` fixture) holds the OGB graphs too, so that every
+# experiment config, ogbn_* included, runs in the tests. Appended rather than edited in place.
+_write_mirror_without_ogb = write_mirror
+
+
+def write_mirror(root: Path) -> Path:  # noqa: F811
+    _write_mirror_without_ogb(root)
+    return write_ogb_mirror(root)

@@ -53,7 +53,8 @@ _SCHEDULE_KEYS = ("refit_every_n_epochs", "refit_max_iter", "final_fresh_fit", "
 # GaussianMixture arguments the estimator sets itself
 _ENGINE_FIXED = ("self", "n_components", "covariance_type", "random_state", "comm", "warm_start",
                  "weights_init", "means_init", "precisions_init")
-_DATA_KEYS = ("loader", "num_parts", "batch_size", "num_neighbors", "num_workers", "precompute", "precompute_hops")
+_DATA_KEYS = ("loader", "num_parts", "batch_size", "num_neighbors", "num_workers", "precompute", "precompute_hops",
+              "precompute_norm", "full_batch_guard", "memory_limit_gb")
 _TRAINER_FIXED = ("_target_", "max_epochs", "accelerator", "devices")
 
 
@@ -416,6 +417,12 @@ class GNNGMM:
         with _library_call(self.verbose):
             datamodule.setup("fit")
             graph = datamodule.data
+            if isinstance(settings["encoder"], dict):  # a full-batch step that would not fit: neighbor loader, or stop
+                from gnngmm.memory import guard_full_batch
+
+                objective = settings["objective"] if isinstance(settings["objective"], dict) else None
+                guard_full_batch(datamodule, settings["encoder"], objective, self.accelerator)
+                settings["data"]["loader"] = datamodule.loader
             k = resolve_k(self.n_clusters, graph.num_nodes)
             k_range = list(self.k_range) if k is None else None
             if k_range is not None and int(k_range[0]) > graph.num_nodes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 
 import lightning as L
@@ -60,6 +61,9 @@ class GraphDataModule(L.LightningDataModule):
         inject: dict | None = None,
         precompute: str = "none",
         precompute_hops: int = 2,
+        precompute_norm: str = "none",
+        full_batch_guard: str = "auto",
+        memory_limit_gb: float | None = None,
         planted: dict | None = None,
         edges: str | None = None,
         features: str | None = None,
@@ -85,8 +89,10 @@ class GraphDataModule(L.LightningDataModule):
         self.num_neighbors = list(num_neighbors or [10, 10])
         self.num_workers = num_workers
         self.inject = dict(inject or {})
-        self.precompute, self.precompute_hops = precompute, precompute_hops
+        self.precompute, self.precompute_hops, self.precompute_norm = precompute, precompute_hops, precompute_norm
         self.planted = dict(planted or {})
+        self.full_batch_guard, self.memory_limit_gb = full_batch_guard, memory_limit_gb  # read by gnngmm.memory
+        self.timings: dict[str, float] = {}  # seconds of the setup stages (load, precompute)
         self.files = {"edges": edges, "features": features, "labels": labels}
         self.seed = seed
         self.source = data  # the caller's graph, never modified
@@ -104,9 +110,9 @@ class GraphDataModule(L.LightningDataModule):
         if self.source is not None:
             return self.source
         if self.name == "planted":  # generated on the fly: any size, known blocks
-            from gnngmm.data.synthetic import planted_partition
+            from gnngmm.data.synthetic import make_planted
 
-            return planted_partition(seed=self.seed, **self.planted)
+            return make_planted(seed=self.seed, **self.planted)
         if self.name == "files":
             from gnngmm.data.files import read_graph
 
@@ -127,13 +133,19 @@ class GraphDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.data is not None:
             return
+        start = time.perf_counter()
         raw = self.load_raw()
-        _, self.labels = split_labels(raw)
+        self.timings["load_seconds"] = time.perf_counter() - start
+        graph, self.labels = split_labels(raw)
         self.node_ids = getattr(raw, "node_ids", None)
+        own = self.source is None  # a graph this module loaded may give up its raw features early
+        del raw
         self.data = preprocess(
-            raw, self.feature_norm, clean=self.clean, keep_raw_features=self.keep_raw_features,
-            precompute=self.precompute, precompute_hops=self.precompute_hops, name=self.name,
+            graph, self.feature_norm, clean=self.clean, keep_raw_features=self.keep_raw_features,
+            precompute=self.precompute, precompute_hops=self.precompute_hops, precompute_norm=self.precompute_norm,
+            name=self.name, own=own, timings=self.timings,
         )
+        self.timings["setup_seconds"] = time.perf_counter() - start
 
     @property
     def num_features(self) -> int:
@@ -170,5 +182,5 @@ class GraphDataModule(L.LightningDataModule):
                     num_workers=self.num_workers,
                 )
             log.info("data.loader=neighbor: pyg-lib/torch-sparse not installed, sampling in plain PyTorch")
-            collate, batch_size = NeighborSampler(self.data, self.num_neighbors), self.batch_size
+            collate, batch_size = NeighborSampler(self.data, self.num_neighbors, undirected=self.clean), self.batch_size
         return DataLoader(range(n), batch_size=batch_size, sampler=sampler, collate_fn=collate, num_workers=self.num_workers)

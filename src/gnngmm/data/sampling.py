@@ -61,13 +61,19 @@ class InducedSubgraph:
 class NeighborSampler:
     """``collate_fn`` for a ``DataLoader`` over node ids: a list of seed ids -> a sampled ``Data``."""
 
-    def __init__(self, data: Data, num_neighbors: list[int]):
+    def __init__(self, data: Data, num_neighbors: list[int], undirected: bool = False):
         n = data.num_nodes
         src, dst = data.edge_index
-        order = torch.argsort(dst, stable=True)
-        self.col = src[order]  # in-neighbours of each node, grouped by target
         self.rowptr = torch.zeros(n + 1, dtype=torch.long)
-        self.rowptr[1:] = torch.bincount(dst, minlength=n).cumsum(0)
+        if undirected and (src.numel() < 2 or bool((src[1:] >= src[:-1]).all())):
+            # symmetric and sorted by source (the data module's edges): a node's in-neighbours are
+            # its out-neighbours, already grouped -- a view, no sort and no copy of 10^8 edges
+            self.col = dst
+            self.rowptr[1:] = torch.bincount(src, minlength=n).cumsum(0)
+        else:
+            order = torch.argsort(dst, stable=True)
+            self.col = src[order]  # in-neighbours of each node, grouped by target
+            self.rowptr[1:] = torch.bincount(dst, minlength=n).cumsum(0)
         self.num_neighbors = [int(k) for k in num_neighbors]
         self.data, self.num_nodes = data, n
 

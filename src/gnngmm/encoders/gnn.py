@@ -26,6 +26,9 @@ from gnngmm.errors import InputError
 
 ARCHITECTURES = {"gcn": GCN, "sage": GraphSAGE, "gat": GAT}
 SPARSE_DENSITY = 0.05
+# Above this many edges GCN's full-graph embedding goes layer by layer on a lean int32 CSR matrix
+# instead of the training structure (int64 indices, positions, per-view weights: ~40 bytes per edge).
+LAYERWISE_MIN_EDGES = 4_000_000
 
 
 class FeatureLinear(Linear):
@@ -136,12 +139,13 @@ class GNNEncoder(nn.Module):
 
     @torch.no_grad()
     def full_graph_embedding(self, x: Tensor, edge_index: Tensor, chunk_size: int = 65536) -> Tensor:
-        """Every node's embedding in eval mode without per-edge tensors of the whole graph: GCN is
-        a sparse product already; SAGE and GAT go layer by layer over chunks of destination nodes."""
+        """Every node's embedding in eval mode without per-edge tensors of the whole graph: layer
+        by layer, GCN and SAGE as int32 sparse products, GAT over chunks of destination nodes
+        (``gnngmm.encoders.inference``). Small graphs take GCN's own forward pass."""
         was_training = self.training
         self.eval()
         try:
-            if self.arch == "gcn":
+            if self.arch == "gcn" and edge_index.shape[1] <= LAYERWISE_MIN_EDGES:
                 return self(x, edge_index)
             from gnngmm.encoders.inference import layerwise_embedding
 

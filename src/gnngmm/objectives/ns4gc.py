@@ -7,6 +7,9 @@ TKDE 2024): the cosine-similarity matrix between two augmented views should be 1
 
 with ``z`` the L2-normalised encoder outputs. The last term runs over all node pairs in chunks, or,
 with ``neg`` set, is estimated on a random ``neg x neg`` block of pairs per step (large graphs).
+``neg=None`` scales with the graph: all pairs up to ``all_pairs_max_nodes`` nodes in a step
+(20,000: every graph of the results tables; all pairs keep ``N x N`` similarities for the backward
+pass, 3.2 GB at 20k nodes, 217 GB at Reddit's 233k), a ``4096 x 4096`` block above.
 """
 
 from __future__ import annotations
@@ -15,6 +18,17 @@ import torch
 import torch.nn.functional as F
 
 from gnngmm.objectives.base import Objective, ObjectiveOutput, augmented_view, seed_count
+
+ALL_PAIRS_MAX_NODES = 20_000
+AUTO_NEGATIVES = 4096
+
+
+def negatives(num_nodes: int, neg: int | None, all_pairs_max_nodes: int = ALL_PAIRS_MAX_NODES) -> int | None:
+    """Side of the sampled block of node pairs for ``num_nodes`` nodes in a step (None: all pairs).
+    The one rule, shared by the objective and the full-batch memory estimate (gnngmm.memory)."""
+    if neg is not None:
+        return int(neg) if int(neg) < num_nodes else None
+    return AUTO_NEGATIVES if num_nodes > all_pairs_max_nodes else None
 
 
 class NS4GC(Objective):
@@ -28,11 +42,13 @@ class NS4GC(Objective):
         drop_feature: tuple[float, float] = (0.2, 0.2),
         neg: int | None = None,
         chunk: int = 4096,
+        all_pairs_max_nodes: int = ALL_PAIRS_MAX_NODES,
     ):
         super().__init__()
         self.s, self.tau, self.lam, self.gam = s, tau, lam, gam
         self.drop_edge, self.drop_feature = tuple(drop_edge), tuple(drop_feature)
         self.neg, self.chunk = neg, chunk
+        self.all_pairs_max_nodes = all_pairs_max_nodes
 
         self._adjacency_source = None
         self._adjacency = None
@@ -63,9 +79,10 @@ class NS4GC(Objective):
         return torch.sigmoid((sim - self.s) / self.tau)
 
     def _sparsity(self, z1, z2, edge_index, n):
-        if self.neg is not None and self.neg < n:
-            rows = torch.randperm(n, device=z1.device)[: self.neg]
-            cols = torch.randperm(n, device=z1.device)[: self.neg]
+        neg = negatives(n, self.neg, self.all_pairs_max_nodes)
+        if neg is not None:
+            rows = torch.randperm(n, device=z1.device)[:neg]
+            cols = torch.randperm(n, device=z1.device)[:neg]
             block = self._soft(z1[rows] @ z2[cols].T)
             same = rows[:, None] == cols[None, :]  # a node against its own other view: not a negative
             return (block.sum() - block[same].sum()) / (block.numel() - int(same.sum()))
