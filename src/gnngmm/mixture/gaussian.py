@@ -177,8 +177,18 @@ def log_gaussian_prob(x: Tensor, means: Tensor, prec_chol: Tensor, covariance_ty
         y = (x @ prec_chol)[:, None, :] - (means @ prec_chol)[None]
         maha = y.square().sum(-1)
     else:
-        # Centred differences rather than scikit-learn's expanded form: no cancellation when the
-        # data sit far from the origin. prec_chol is (K, d) for diag and (K,) for spherical.
-        scale = prec_chol if covariance_type == "diag" else prec_chol[:, None]
-        maha = ((x[:, None, :] - means[None]) * scale[None]).square().sum(-1)
+        # Expanded into two GEMMs, as scikit-learn does, but around the components' mean ``c``: the
+        # (n, K, d) tensor of centred differences cost ~100x the time at 10^5-10^6 rows (Reddit
+        # preset: 13 s per E-step, 0.1 s now) and the cancellation of the expanded form is
+        # governed by the data's spread around ``c``, not by their distance from the origin.
+        # prec_chol is (K, d) for diag and (K,) for spherical.
+        c = means.mean(0)
+        xc, mc = x - c, means - c
+        if covariance_type == "diag":
+            p2 = prec_chol.square()
+            maha = xc.square() @ p2.T - 2.0 * (xc @ (mc * p2).T) + (mc.square() * p2).sum(1)
+        else:
+            p2 = prec_chol.square()
+            maha = (xc.square().sum(1, keepdim=True) - 2.0 * (xc @ mc.T) + mc.square().sum(1)) * p2
+        maha = maha.clamp_min_(0.0)
     return -0.5 * (n_features * math.log(2 * math.pi) + maha) + log_det

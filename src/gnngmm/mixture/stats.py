@@ -54,13 +54,16 @@ def accumulate(x: Tensor, resp: Tensor, shift: Tensor, covariance_type: str) -> 
     if covariance_type == "tied":
         xc = x - shift[0]
         sxx = xc.T @ xc
-    else:
+    elif covariance_type == "full":
         xc = x[:, None, :] - shift[None]  # (n, K, d)
-        if covariance_type == "full":
-            weighted = (xc * resp[:, :, None]).permute(1, 2, 0)  # (K, d, n)
-            sxx = torch.bmm(weighted, xc.permute(1, 0, 2))  # (K, d, d)
-        else:
-            sxx = torch.einsum("nk,nkd->kd", resp, xc.square())
+        weighted = (xc * resp[:, :, None]).permute(1, 2, 0)  # (K, d, n)
+        sxx = torch.bmm(weighted, xc.permute(1, 0, 2))  # (K, d, d)
+    else:
+        # sum_n r_nk (x_n - shift_k)^2 per feature, expanded into GEMMs around the shifts' mean
+        # (no (n, K, d) tensor; see log_gaussian_prob for the numerics)
+        c = shift.mean(0)
+        xc, sc = x - c, shift - c
+        sxx = (resp.T @ xc.square() - 2.0 * sc * (resp.T @ xc) + nk[:, None] * sc.square()).clamp_min_(0.0)
     zero = x.new_zeros(())
     return SufficientStats(
         count=zero + x.shape[0], log_likelihood=zero, nk=nk, sx=sx, sxx=sxx

@@ -43,18 +43,22 @@ class NS4GC(Objective):
         neg: int | None = None,
         chunk: int = 4096,
         all_pairs_max_nodes: int = ALL_PAIRS_MAX_NODES,
+        sampled_neighbours: bool = True,
     ):
         super().__init__()
         self.s, self.tau, self.lam, self.gam = s, tau, lam, gam
         self.drop_edge, self.drop_feature = tuple(drop_edge), tuple(drop_feature)
         self.neg, self.chunk = neg, chunk
         self.all_pairs_max_nodes = all_pairs_max_nodes
+        self.sampled_neighbours = sampled_neighbours  # neighbour term over all sampled edges into seeds
 
         self._adjacency_source = None
         self._adjacency = None
 
     def forward(self, encoder, batch) -> ObjectiveOutput:
         n = seed_count(batch)
+        if n < batch.num_nodes and self.sampled_neighbours:
+            return self._sampled(encoder, batch, n)
         views = [augmented_view(encoder, batch, pe, pf)[:n] for pe, pf in zip(self.drop_edge, self.drop_feature)]
         z1, z2 = (F.normalize(v, dim=1) for v in views)
         adjacency, num_edges = self._binary_adjacency(batch.edge_index, n)
@@ -63,6 +67,27 @@ class NS4GC(Objective):
         neighbour = -(z1 * (adjacency @ z2)).sum() / max(1, num_edges)
         loss = align + self.lam * neighbour + self.gam * self._sparsity(z1, z2, batch.edge_index, n)
         return ObjectiveOutput(loss, views=tuple(views))
+
+    def _sampled(self, encoder, batch, n: int) -> ObjectiveOutput:
+        """A sampled batch (seed nodes first, then their sampled neighbourhoods): the neighbour
+        term runs over every sampled edge into a seed -- a seed's view against its neighbour's
+        other view, the neighbour embedded from its own sampled neighbourhood -- not only over
+        edges between two seeds (1,024 random seeds of an 18k-node graph share ~3% of their
+        edges). The view agreement and the sparsity term stay on the seeds."""
+        full = [augmented_view(encoder, batch, pe, pf) for pe, pf in zip(self.drop_edge, self.drop_feature)]
+        z1_all, z2_all = (F.normalize(v, dim=1) for v in full)
+        z1, z2 = z1_all[:n], z2_all[:n]
+        src, dst = batch.edge_index
+        into = dst < n
+        ones = torch.ones(int(into.sum()), device=src.device)
+        adjacency = torch.sparse_coo_tensor(
+            torch.stack([dst[into], src[into]]), ones, (n, batch.num_nodes), check_invariants=False
+        ).coalesce()
+        num_edges = adjacency._nnz()
+        align = -(z1 * z2).sum(1).mean()
+        neighbour = -(z1 * torch.sparse.mm(adjacency, z2_all)).sum() / max(1, num_edges)
+        loss = align + self.lam * neighbour + self.gam * self._sparsity(z1, z2, batch.edge_index, n)
+        return ObjectiveOutput(loss, views=(full[0][:n], full[1][:n]))
 
     def _binary_adjacency(self, edge_index, n):
         """0/1 adjacency among the seed nodes as CSR, cached while the same edge tensor returns."""
