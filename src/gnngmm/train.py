@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import resource
 import signal
 import sys
@@ -114,6 +116,23 @@ def build_datamodule(data_cfg: dict, **overrides):
     return build({**spec, **overrides})
 
 
+@contextlib.contextmanager
+def process_threads(num_threads):
+    """``num_threads`` for DDP's processes too: they read ``OMP_NUM_THREADS`` (Lightning otherwise
+    gives each one cores / processes threads, which made 2 one-thread-sized processes slower than
+    one). Restored afterwards."""
+    saved = os.environ.get("OMP_NUM_THREADS")
+    if num_threads:
+        os.environ["OMP_NUM_THREADS"] = str(int(num_threads))
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
+
+
 def evaluate_result(labels, result) -> dict:
     """A refit's clusters and NLL scores against the labels, for the per-epoch log (reporting)."""
     return evaluate(labels, result.pred, -result.score_samples)
@@ -145,10 +164,11 @@ def train(cfg: DictConfig) -> dict:
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     callbacks.append(HistoryCSV(output_dir / "history.csv"))
     try:
-        model.fit_datamodule(
-            datamodule, callbacks=callbacks, logger=loggers, ckpt_path=ckpt_path, run_config=run_config,
-            evaluate=partial(evaluate_result, labels), settings=settings,
-        )
+        with process_threads(cfg.get("num_threads")):
+            model.fit_datamodule(
+                datamodule, callbacks=callbacks, logger=loggers, ckpt_path=ckpt_path, run_config=run_config,
+                evaluate=partial(evaluate_result, labels), settings=settings,
+            )
         metrics = run_metrics(cfg, model, datamodule, time.perf_counter() - start)
         if model.is_global_zero_:
             write_outputs(output_dir, metrics, model, labels, cfg, loggers)
