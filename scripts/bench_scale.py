@@ -104,7 +104,7 @@ def main(argv=None) -> dict:
     p.add_argument("--signal", type=float, default=None, help="class signal in the features (noise std 1)")
     p.add_argument("--degree-sigma", type=float, default=None, help="log-normal spread of the degrees")
     p.add_argument("--encoder", default="sign", choices=["sign", "gcn", "sage", "gat"])
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--covariance-type", default="isotropic", help="the GMM's (default: the pipeline's own, isotropic)")
     p.add_argument("--device", default="cpu")

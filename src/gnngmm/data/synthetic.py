@@ -27,9 +27,9 @@ from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
 # k-means on the raw features stays at NMI <= 0.3, as on the real features).
 PRESETS: dict[str, dict] = {
     "reddit": dict(num_nodes=232_965, num_edges=114_615_892, num_features=602, num_blocks=41,
-                   homophily=0.4, feature_signal=0.12, degree_sigma=1.3, block_size_exponent=1.0),
+                   homophily=0.4, feature_signal=0.1, degree_sigma=1.3, block_size_exponent=1.0),
     "products": dict(num_nodes=2_449_029, num_edges=123_718_280, num_features=100, num_blocks=47,
-                     homophily=0.6, feature_signal=0.3, degree_sigma=1.3, block_size_exponent=1.2),
+                     homophily=0.6, feature_signal=0.22, degree_sigma=1.3, block_size_exponent=1.2),
     "arxiv": dict(num_nodes=169_343, num_edges=2_332_486, num_features=128, num_blocks=40,
                   homophily=0.55, feature_signal=0.3, degree_sigma=1.0, block_size_exponent=1.0),
 }
