@@ -31,7 +31,7 @@ PRESETS: dict[str, dict] = {
     "products": dict(num_nodes=2_449_029, num_edges=123_718_280, num_features=100, num_blocks=47,
                      homophily=0.6, feature_signal=0.22, degree_sigma=1.3, block_size_exponent=1.2),
     "arxiv": dict(num_nodes=169_343, num_edges=2_332_486, num_features=128, num_blocks=40,
-                  homophily=0.55, feature_signal=0.3, degree_sigma=1.0, block_size_exponent=1.0),
+                  homophily=0.55, feature_signal=0.2, degree_sigma=1.0, block_size_exponent=1.0),
 }
 
 
