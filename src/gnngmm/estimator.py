@@ -40,6 +40,7 @@ from gnngmm.errors import InputError
 from gnngmm.head import HeadResult, refit
 from gnngmm.mixture import COVARIANCE_TYPES, EXTRA_COVARIANCE_TYPES, GaussianMixture
 from gnngmm.mixture.criteria import CRITERIA
+from gnngmm.steering import STEER
 
 log = logging.getLogger("gnngmm")
 
@@ -49,7 +50,7 @@ _FLAT_GMM_KEYS = {"k": "n_clusters", "k_range": "k_range", "k_criterion": "k_cri
                   "finetune_epochs": "finetune_epochs", "embedding": "embedding_kwargs"}
 # gmm settings that schedule the refits and shape the loss term (not GaussianMixture arguments)
 _SCHEDULE_KEYS = ("refit_every_n_epochs", "refit_max_iter", "final_fresh_fit", "loss_start_epoch",
-                  "loss_scale_free", "loss_on", "reseed_at_loss_start")
+                  "loss_scale_free", "loss_on", "reseed_at_loss_start", "steer", "steer_weight")
 # GaussianMixture arguments the estimator sets itself
 _ENGINE_FIXED = ("self", "n_components", "covariance_type", "random_state", "comm", "warm_start",
                  "weights_init", "means_init", "precisions_init")
@@ -338,6 +339,8 @@ class GNNGMM:
             raise InputError(f"data.loader={loader!r} is not one of {', '.join(LOADERS)}")
         if settings["gmm"]["loss_on"] not in ("clean", "views"):
             raise InputError(f"gmm.loss_on={settings['gmm']['loss_on']!r} is not one of clean, views")
+        if settings["gmm"].get("steer", "none") not in STEER:
+            raise InputError(f"gmm.steer={settings['gmm']['steer']!r} is not one of {', '.join(STEER)}")
         if isinstance(self.optimizer, str) and not hasattr(torch.optim, self.optimizer):
             raise InputError(f"optimizer={self.optimizer!r} is not a torch.optim class")
         return settings
@@ -368,7 +371,7 @@ class GNNGMM:
             encoder, objective, mixture, EmbeddingTransform(**settings["embedding"]), optimizer=optimizer,
             gmm_loss_weight=self.gmm_loss_weight, gmm_loss_start_epoch=self._loss_start(gmm),
             gmm_loss_scale_free=gmm["loss_scale_free"], gmm_loss_on=gmm["loss_on"], num_features=num_features,
-            seed=self.random_state or 0,
+            seed=self.random_state or 0, steer=gmm.get("steer", "none"), steer_weight=gmm.get("steer_weight", 1.0),
         )
 
     def _datamodule(self, data, settings: dict) -> GraphDataModule:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from gnngmm.embedding import EmbeddingTransform
 from gnngmm.mixture import GaussianMixture
 from gnngmm.objectives.base import Objective, seed_count
+from gnngmm.steering import STEER, component_contrast, responsibilities, self_training
 
 
 class GNNGMMModule(L.LightningModule):
@@ -40,6 +41,8 @@ class GNNGMMModule(L.LightningModule):
         inference_chunk_size: int = 65536,
         num_features: int | None = None,
         seed: int = 0,
+        steer: str = "none",
+        steer_weight: float = 1.0,
     ):
         super().__init__()
         self.encoder = encoder
@@ -57,6 +60,11 @@ class GNNGMMModule(L.LightningModule):
 
             raise InputError(f"gmm.loss_on={gmm_loss_on!r} is not one of clean, views")
         self.gmm_loss_on = gmm_loss_on  # the clean embedding, or the mean over the augmented views
+        if steer not in STEER:
+            from gnngmm.errors import InputError
+
+            raise InputError(f"gmm.steer={steer!r} is not one of {', '.join(STEER)}")
+        self.steer, self.steer_weight = steer, steer_weight  # how the head steers the objective (gnngmm.steering)
         self.inference_chunk_size = inference_chunk_size
         self.num_features = num_features  # input width, saved so that a checkpoint rebuilds the encoder
         self.seed = seed  # under DDP, each rank's augmentations are drawn from (seed, epoch, rank)
@@ -84,11 +92,25 @@ class GNNGMMModule(L.LightningModule):
         if self.trainer.world_size > 1:  # one seed on every rank would draw the same augmentations
             torch.manual_seed(self.seed * 1_000_003 + self.current_epoch * 1_009 + self.global_rank)
 
+    def assign(self, h: Tensor) -> Tensor:
+        """``(n, K)`` responsibilities of the fixed mixture for encoder outputs ``h``."""
+        self.gmm.to(self.device)
+        return responsibilities(self.gmm, self.transform, h)
+
     def training_step(self, batch, batch_idx: int) -> Tensor:
-        out = self.objective(self.encoder, batch)
+        active = self.gmm_term_active()
+        if active and self.steer == "false_negatives":
+            out = self.objective(self.encoder, batch, assign=self.assign)
+        else:
+            out = self.objective(self.encoder, batch)
         loss = out.loss
         self.log("train/ssl_loss", out.loss, on_step=False, on_epoch=True, batch_size=1)
-        if self.gmm_term_active():
+        if active and self.steer in ("contrast", "self_training") and len(out.views) >= 2:
+            r1, r2 = (self.assign(v) for v in out.views[:2])
+            term = component_contrast(r1, r2) if self.steer == "contrast" else self_training(r1, r2)
+            loss = loss + self.steer_weight * term.to(loss.dtype)
+            self.log("train/steer", term, on_step=False, on_epoch=True, batch_size=1)
+        if active:
             self.gmm.to(self.device)
             if self.gmm_loss_on == "views" and out.views:
                 embeddings = out.views

@@ -13,12 +13,15 @@ from gnngmm.encoders.propagation import normalized_adjacency, propagate
 
 class SGCEncoder(nn.Module):
     """``h = S^K x`` (``alpha=0``, SGC) or the SSGC average ``(1/K) sum_k ((1-a) S^k x + a x)``,
-    with ``S`` the symmetrically normalised adjacency with self-loops."""
+    with ``S`` the symmetrically normalised adjacency with self-loops. ``normalize=True``
+    L2-normalises each node's row afterwards, so that a PCA of the output (the spectral baseline)
+    follows the directions that tell nodes apart rather than the nodes with the most words."""
 
-    def __init__(self, in_channels: int, k: int = 8, alpha: float = 0.0, average: bool = False, **_):
+    def __init__(self, in_channels: int, k: int = 8, alpha: float = 0.0, average: bool = False,
+                 normalize: bool = False, **_):
         super().__init__()
         self.arch = "sgc"
-        self.k, self.alpha, self.average = k, alpha, average
+        self.k, self.alpha, self.average, self.normalize = k, alpha, average, normalize
         self.out_channels = in_channels
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_mask=None, feature_mask=None) -> Tensor:
@@ -33,4 +36,5 @@ class SGCEncoder(nn.Module):
         for _ in range(self.k):
             h = propagate(adj, h, chunk_size)
             acc += (1 - self.alpha) * h + self.alpha * x
-        return acc / self.k if self.average else h
+        h = acc / self.k if self.average else h
+        return torch.nn.functional.normalize(h, dim=1) if self.normalize else h

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from gnngmm.objectives.base import Objective, ObjectiveOutput, augmented_view, seed_count
+from gnngmm.steering import different_component_weights
 
 ALL_PAIRS_MAX_NODES = 20_000
 AUTO_NEGATIVES = 4096
@@ -55,20 +56,24 @@ class NS4GC(Objective):
         self._adjacency_source = None
         self._adjacency = None
 
-    def forward(self, encoder, batch) -> ObjectiveOutput:
+    def forward(self, encoder, batch, assign=None) -> ObjectiveOutput:
+        """``assign``: ``h -> (n, K)`` responsibilities of a fixed mixture (``gmm.steer=
+        false_negatives``); the sparsity term then weights each pair by the probability that its
+        two nodes lie in different components, so it stops pushing apart what the mixture joins."""
         n = seed_count(batch)
         if n < batch.num_nodes and self.sampled_neighbours:
-            return self._sampled(encoder, batch, n)
+            return self._sampled(encoder, batch, n, assign)
         views = [augmented_view(encoder, batch, pe, pf)[:n] for pe, pf in zip(self.drop_edge, self.drop_feature)]
         z1, z2 = (F.normalize(v, dim=1) for v in views)
         adjacency, num_edges = self._binary_adjacency(batch.edge_index, n)
         align = -(z1 * z2).sum(1).mean()
         # sum over edges of <z1_i, z2_j> as one sparse product: no per-edge (E x d) gather
         neighbour = -(z1 * (adjacency @ z2)).sum() / max(1, num_edges)
-        loss = align + self.lam * neighbour + self.gam * self._sparsity(z1, z2, batch.edge_index, n)
+        resp = _assignments(assign, views)
+        loss = align + self.lam * neighbour + self.gam * self._sparsity(z1, z2, batch.edge_index, n, resp)
         return ObjectiveOutput(loss, views=tuple(views))
 
-    def _sampled(self, encoder, batch, n: int) -> ObjectiveOutput:
+    def _sampled(self, encoder, batch, n: int, assign=None) -> ObjectiveOutput:
         """A sampled batch (seed nodes first, then their sampled neighbourhoods): the neighbour
         term runs over every sampled edge into a seed -- a seed's view against its neighbour's
         other view, the neighbour embedded from its own sampled neighbourhood -- not only over
@@ -86,8 +91,10 @@ class NS4GC(Objective):
         num_edges = adjacency._nnz()
         align = -(z1 * z2).sum(1).mean()
         neighbour = -(z1 * torch.sparse.mm(adjacency, z2_all)).sum() / max(1, num_edges)
-        loss = align + self.lam * neighbour + self.gam * self._sparsity(z1, z2, batch.edge_index, n)
-        return ObjectiveOutput(loss, views=(full[0][:n], full[1][:n]))
+        seeds = (full[0][:n], full[1][:n])
+        resp = _assignments(assign, seeds)
+        loss = align + self.lam * neighbour + self.gam * self._sparsity(z1, z2, batch.edge_index, n, resp)
+        return ObjectiveOutput(loss, views=seeds)
 
     def _binary_adjacency(self, edge_index, n):
         """0/1 adjacency among the seed nodes as CSR, cached while the same edge tensor returns."""
@@ -103,18 +110,42 @@ class NS4GC(Objective):
     def _soft(self, sim):
         return torch.sigmoid((sim - self.s) / self.tau)
 
-    def _sparsity(self, z1, z2, edge_index, n):
+    def _sparsity(self, z1, z2, edge_index, n, resp=None):
+        """Mean soft similarity over non-edge pairs; with ``resp`` (the views' responsibilities,
+        held fixed) a weighted mean, each pair weighted by ``1 - <r1_i, r2_j>``."""
         neg = negatives(n, self.neg, self.all_pairs_max_nodes)
         if neg is not None:
             rows = torch.randperm(n, device=z1.device)[:neg]
             cols = torch.randperm(n, device=z1.device)[:neg]
             block = self._soft(z1[rows] @ z2[cols].T)
-            same = rows[:, None] == cols[None, :]  # a node against its own other view: not a negative
-            return (block.sum() - block[same].sum()) / (block.numel() - int(same.sum()))
+            weight = (rows[:, None] != cols[None, :]).to(block.dtype)  # a node and its own other view: not a negative
+            if resp is not None:
+                weight = weight * different_component_weights(resp[0][rows], resp[1][cols])
+            return (block * weight).sum() / weight.sum().clamp_min(1.0)
         src, dst = edge_index
         inside = (src < n) & (dst < n)
-        edge_sim = (z1[src[inside]] * z2[dst[inside]]).sum(1)
-        total = sum(self._soft(z1[i : i + self.chunk] @ z2.T).sum() for i in range(0, n, self.chunk))
-        diagonal = self._soft((z1 * z2).sum(1)).sum()
-        edges = self._soft(edge_sim).sum()
-        return (total - diagonal - edges) / max(1, n * n - n - edge_sim.numel())
+        src, dst = src[inside], dst[inside]
+        edge_sim = (z1[src] * z2[dst]).sum(1)
+        diag_sim = (z1 * z2).sum(1)
+        if resp is None:
+            total = sum(self._soft(z1[i : i + self.chunk] @ z2.T).sum() for i in range(0, n, self.chunk))
+            removed = self._soft(diag_sim).sum() + self._soft(edge_sim).sum()
+            return (total - removed) / max(1, n * n - n - edge_sim.numel())
+        r1, r2 = resp
+        total = weights = 0.0
+        for i in range(0, n, self.chunk):
+            w = different_component_weights(r1[i : i + self.chunk], r2)
+            total = total + (self._soft(z1[i : i + self.chunk] @ z2.T) * w).sum()
+            weights = weights + w.sum()
+        w_diag = (1.0 - (r1 * r2).sum(1)).clamp_min(0.0)
+        w_edge = (1.0 - (r1[src] * r2[dst]).sum(1)).clamp_min(0.0)
+        total = total - (self._soft(diag_sim) * w_diag).sum() - (self._soft(edge_sim) * w_edge).sum()
+        return total / (weights - w_diag.sum() - w_edge.sum()).clamp_min(1.0)
+
+
+def _assignments(assign, views) -> tuple | None:
+    """The views' responsibilities, held fixed (no gradient through the weights)."""
+    if assign is None:
+        return None
+    with torch.no_grad():
+        return tuple(assign(v.detach()) for v in views)

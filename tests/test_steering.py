@@ -1,0 +1,95 @@
+"""The GMM head steering the objective (gmm.steer): each term does what its docstring says."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gnngmm.data.synthetic import planted_partition
+from gnngmm.encoders import GNNEncoder
+from gnngmm.errors import InputError
+from gnngmm.objectives import NS4GC
+from gnngmm.steering import component_contrast, different_component_weights, self_training
+
+
+def one_hot(labels, k):
+    return torch.nn.functional.one_hot(torch.as_tensor(labels), k).double()
+
+
+def test_pairs_in_one_component_weigh_nothing_and_pairs_apart_weigh_one():
+    r = one_hot([0, 0, 1], 2)
+    w = different_component_weights(r, r)
+    torch.testing.assert_close(w, torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]], dtype=torch.float64))
+    soft = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
+    assert float(different_component_weights(soft, soft)) == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return planted_partition(120, 3, 16, avg_degree=6, homophily=0.9, feature_signal=0.5, seed=1)
+
+
+@pytest.mark.parametrize("neg", [None, 64], ids=["all-pairs", "block"])
+def test_false_negative_weights_reduce_to_the_plain_term_when_every_node_is_its_own_component(graph, neg):
+    encoder = GNNEncoder(graph.num_features, hidden_channels=16, out_channels=8)
+    objective = NS4GC(neg=neg, drop_edge=(0.0, 0.0), drop_feature=(0.0, 0.0))
+    own = lambda h: one_hot(torch.arange(h.shape[0]), h.shape[0]).to(h.dtype)  # noqa: E731
+    torch.manual_seed(0)
+    plain = objective(encoder, graph).loss
+    torch.manual_seed(0)
+    weighted = objective(encoder, graph, assign=own).loss
+    torch.testing.assert_close(weighted, plain)
+
+
+def test_false_negative_weights_stop_pushing_apart_what_the_mixture_joins(graph):
+    """All nodes in one certain component: the sparsity term has no negatives left, so the loss
+    is the view and neighbour agreement alone."""
+    encoder = GNNEncoder(graph.num_features, hidden_channels=16, out_channels=8)
+    one = lambda h: one_hot(torch.zeros(h.shape[0], dtype=torch.long), 2).to(h.dtype)  # noqa: E731
+    no_sparsity = NS4GC(gam=0.0, drop_edge=(0.0, 0.0), drop_feature=(0.0, 0.0))(encoder, graph).loss
+    steered = NS4GC(drop_edge=(0.0, 0.0), drop_feature=(0.0, 0.0))(encoder, graph, assign=one).loss
+    plain = NS4GC(drop_edge=(0.0, 0.0), drop_feature=(0.0, 0.0))(encoder, graph).loss
+    torch.testing.assert_close(steered, no_sparsity)
+    assert float(plain.detach()) > float(steered.detach())
+
+
+def test_component_contrast_prefers_views_that_agree():
+    torch.manual_seed(0)
+    r = torch.softmax(torch.randn(200, 4) * 4, dim=1)
+    agree = component_contrast(r, r)
+    swapped = component_contrast(r, r[:, [1, 0, 3, 2]])
+    assert float(agree) < float(swapped)
+    collapsed = torch.zeros(200, 4)
+    collapsed[:, 0] = 1.0
+    assert float(component_contrast(collapsed, collapsed)) > float(agree)  # the size-entropy term
+
+
+def test_self_training_sharpens_the_responsibilities():
+    torch.manual_seed(0)
+    logits = torch.randn(100, 3, requires_grad=True)
+    before = torch.softmax(logits, 1).max(1).values.mean()
+    optimizer = torch.optim.SGD([logits], lr=500.0)  # the loss is a mean over 100 nodes
+    for _ in range(20):
+        optimizer.zero_grad()
+        r = torch.softmax(logits, 1)
+        self_training(r, r).backward()
+        optimizer.step()
+    assert float(torch.softmax(logits, 1).max(1).values.mean()) > float(before) + 0.05
+
+
+def test_an_unknown_steer_fails_with_one_line(make_cfg):
+    from gnngmm.train import train
+
+    with pytest.raises(InputError, match="gmm.steer='bogus' is not one of none, false_negatives"):
+        train(make_cfg("gmm.steer=bogus"))
+
+
+@pytest.mark.parametrize("steer", ["false_negatives", "contrast", "self_training"])
+def test_every_steer_trains_and_changes_the_run(make_cfg, steer):
+    from gnngmm.train import train
+
+    common = ("gmm.loss_start_epoch=2", "trainer.max_epochs=4", "gmm.kmeans_n_init=3")
+    plain = train(make_cfg(*common))
+    steered = train(make_cfg(*common, f"gmm.steer={steer}", "gmm.steer_weight=5.0", "overwrite=true"))
+    assert steered["nmi"] > 0.3
+    assert steered["gmm_log_likelihood"] != plain["gmm_log_likelihood"]
