@@ -67,14 +67,14 @@ def test_component_contrast_prefers_views_that_agree():
 def test_self_training_sharpens_the_responsibilities():
     torch.manual_seed(0)
     logits = torch.randn(100, 3, requires_grad=True)
-    before = torch.softmax(logits, 1).max(1).values.mean()
+    before = torch.softmax(logits.detach(), 1).max(1).values.mean()
     optimizer = torch.optim.SGD([logits], lr=500.0)  # the loss is a mean over 100 nodes
     for _ in range(20):
         optimizer.zero_grad()
         r = torch.softmax(logits, 1)
         self_training(r, r).backward()
         optimizer.step()
-    assert float(torch.softmax(logits, 1).max(1).values.mean()) > float(before) + 0.05
+    assert float(torch.softmax(logits.detach(), 1).max(1).values.mean()) > float(before) + 0.05
 
 
 def test_an_unknown_steer_fails_with_one_line(make_cfg):
@@ -93,3 +93,50 @@ def test_every_steer_trains_and_changes_the_run(make_cfg, steer):
     steered = train(make_cfg(*common, f"gmm.steer={steer}", "gmm.steer_weight=5.0", "overwrite=true"))
     assert steered["nmi"] > 0.3
     assert steered["gmm_log_likelihood"] != plain["gmm_log_likelihood"]
+
+
+# --------------------------------------------------------------------------- safeguard (gmm.keep_best)
+def _fake_modularity(monkeypatch, scores):
+    """The refits' modularity replaced by ``scores`` in order (the mechanism under test is what the
+    callback does with them)."""
+    import gnngmm.callbacks.em_refit as em_refit
+
+    it = iter(scores)
+    monkeypatch.setattr(em_refit, "modularity", lambda *a, **k: next(it))
+
+
+def test_a_run_whose_partition_falls_continues_from_its_best_refit(make_cfg, monkeypatch):
+    from gnngmm.callbacks import em_refit
+    from gnngmm.train import train
+
+    snapshots = []
+    original = em_refit._snapshot
+    monkeypatch.setattr(em_refit, "_snapshot", lambda m: snapshots.append(original(m)) or snapshots[-1])
+    _fake_modularity(monkeypatch, [0.5, 0.7, 0.6, 0.3])  # refits at epochs 0..3: the best is epoch 1
+    cfg = make_cfg("trainer.max_epochs=4", "gmm.refit_every_n_epochs=1", "gmm.keep_best=0.05")
+    metrics = train(cfg)
+    assert metrics["restored_epoch"] == 1
+    from gnngmm import GNNGMM
+
+    model = GNNGMM.load(f"{cfg.paths.output_dir}/model.ckpt")
+    best = snapshots[1]["encoder"]
+    for name, value in model.module_.encoder.state_dict().items():
+        torch.testing.assert_close(value, best[name])
+
+
+def test_a_run_that_only_wobbles_is_left_alone(make_cfg, monkeypatch):
+    from gnngmm.train import train
+
+    _fake_modularity(monkeypatch, [0.5, 0.7, 0.6, 0.68])  # 2.9% under the best: within 5%
+    guarded = train(make_cfg("trainer.max_epochs=4", "gmm.refit_every_n_epochs=1", "gmm.keep_best=0.05"))
+    _fake_modularity(monkeypatch, [0.5, 0.7, 0.6, 0.68])
+    plain = train(make_cfg("trainer.max_epochs=4", "gmm.refit_every_n_epochs=1", "gmm.keep_best=null", "overwrite=true"))
+    assert guarded["restored_epoch"] is None
+    assert guarded["nmi"] == plain["nmi"] and guarded["gmm_log_likelihood"] == plain["gmm_log_likelihood"]
+
+
+def test_keep_best_must_be_a_share(make_cfg):
+    from gnngmm.train import train
+
+    with pytest.raises(InputError, match=r"gmm.keep_best=1.5 is not null or a share in \[0, 1\)"):
+        train(make_cfg("gmm.keep_best=1.5"))

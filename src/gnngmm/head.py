@@ -155,6 +155,16 @@ def refit(
     return result
 
 
+@torch.no_grad()
+def restore_responsibilities(module, data, comm=None) -> None:
+    """``module.resp`` recomputed from the module's own encoder, transform and mixture (a restored
+    state): the same responsibilities the refit that made that state left behind."""
+    comm = comm or module.gmm.comm
+    z = module.gmm_input(data)
+    module.gmm.to(z.device)
+    _, module.resp = summarise(module.gmm, z, comm if comm.world_size > 1 else default_communicator())
+
+
 def check_ranks_agree(gmm: GaussianMixture, comm) -> None:
     """Under DDP every rank must hold the same mixture; a mismatch is a bug, not noise."""
     if comm.world_size == 1:

@@ -72,6 +72,7 @@ class GNNGMMModule(L.LightningModule):
         self.history: list[dict] = []  # one row per refit: epoch, log-likelihood, BIC, (metrics)
         self.run_config: dict | None = None  # the resolved run config, saved for predict.py
         self.bic_table: list[dict] | None = None  # the last K selection by BIC (gmm.k=auto)
+        self.restored_epoch: int | None = None  # the refit the safeguard went back to (gmm.keep_best)
 
     @property
     def trainable(self) -> bool:

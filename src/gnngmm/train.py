@@ -192,6 +192,7 @@ def run_metrics(cfg: DictConfig, model: GNNGMM, datamodule, seconds: float) -> d
         "bic": result.bic,
         "modularity": modularity(graph.edge_index, model.labels_, graph.num_nodes),
         "epochs": model.epochs_,
+        "restored_epoch": model.restored_epoch_,  # the safeguard's choice (gmm.keep_best), else null
         "train_seconds": round(seconds, 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "num_nodes": int(graph.num_nodes),
