@@ -63,11 +63,12 @@ METHODS = {
     # the GMM head steering NS4GC's negatives (gmm.steer=false_negatives, gnngmm/steering.py)
     "gnngmm-fn": lambda ds: [f"experiment={ds}", "gmm.steer=false_negatives"],
     # training-free baselines, the same kind of head and no training: SSGC features (K=8,
-    # alpha=0.05), each node's row L2-normalised, an isotropic GMM from a 10-restart k-means basin;
-    # spectral: the same features projected on their top 16 principal directions first (a
-    # low-rank subspace, in the spirit of MS2CAG)
-    "ssgc-gmm": lambda ds: _training_free(ds),
-    "spectral-gmm": lambda ds: [*_training_free(ds), "gmm.embedding.pca_dim=16"],
+    # alpha=0.05) with each node's row L2-normalised (without it a PCA follows the nodes with the
+    # most words: Photo NMI 0.35), PCA-64 + L2, an isotropic GMM from a 10-restart k-means basin;
+    # spectral: the rows projected on their top K principal directions (K = gmm.k), renormalised,
+    # then the same GMM -- a low-rank subspace in the spirit of MS2CAG
+    "ssgc-gmm": lambda ds: [*_training_free(ds), "gmm.embedding.pca_dim=64"],
+    "spectral-gmm": lambda ds: [*_training_free(ds), "gmm.embedding.pca_dim=${gmm.k}"],
 }
 
 
