@@ -140,3 +140,14 @@ def test_keep_best_must_be_a_share(make_cfg):
 
     with pytest.raises(InputError, match=r"gmm.keep_best=1.5 is not null or a share in \[0, 1\)"):
         train(make_cfg("gmm.keep_best=1.5"))
+
+
+def test_steering_can_start_before_the_gmm_term(make_cfg):
+    """gmm.steer_start_epoch: the head steers from that epoch on, with the NLL term still off."""
+    from gnngmm.train import train
+
+    common = ("trainer.max_epochs=4", "gmm.refit_every_n_epochs=1", "gmm.loss_start_epoch=4", "gmm.kmeans_n_init=3")
+    plain = train(make_cfg(*common, "gmm.steer=self_training"))  # the term never starts: no steering
+    early = train(make_cfg(*common, "gmm.steer=self_training", "gmm.steer_start_epoch=1", "gmm.steer_weight=5.0",
+                           "overwrite=true"))
+    assert early["gmm_log_likelihood"] != plain["gmm_log_likelihood"]

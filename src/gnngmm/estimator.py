@@ -51,7 +51,7 @@ _FLAT_GMM_KEYS = {"k": "n_clusters", "k_range": "k_range", "k_criterion": "k_cri
 # gmm settings that schedule the refits and shape the loss term (not GaussianMixture arguments)
 _SCHEDULE_KEYS = ("refit_every_n_epochs", "refit_max_iter", "final_fresh_fit", "loss_start_epoch",
                   "loss_scale_free", "loss_on", "reseed_at_loss_start", "steer", "steer_weight",
-                  "keep_best")
+                  "steer_start_epoch", "keep_best")
 # GaussianMixture arguments the estimator sets itself
 _ENGINE_FIXED = ("self", "n_components", "covariance_type", "random_state", "comm", "warm_start",
                  "weights_init", "means_init", "precisions_init")
@@ -376,6 +376,7 @@ class GNNGMM:
             gmm_loss_weight=self.gmm_loss_weight, gmm_loss_start_epoch=self._loss_start(gmm),
             gmm_loss_scale_free=gmm["loss_scale_free"], gmm_loss_on=gmm["loss_on"], num_features=num_features,
             seed=self.random_state or 0, steer=gmm.get("steer", "none"), steer_weight=gmm.get("steer_weight", 1.0),
+            steer_start_epoch=gmm.get("steer_start_epoch"),
         )
 
     def _datamodule(self, data, settings: dict) -> GraphDataModule:

@@ -43,6 +43,7 @@ class GNNGMMModule(L.LightningModule):
         seed: int = 0,
         steer: str = "none",
         steer_weight: float = 1.0,
+        steer_start_epoch: int | None = None,
     ):
         super().__init__()
         self.encoder = encoder
@@ -65,6 +66,7 @@ class GNNGMMModule(L.LightningModule):
 
             raise InputError(f"gmm.steer={steer!r} is not one of {', '.join(STEER)}")
         self.steer, self.steer_weight = steer, steer_weight  # how the head steers the objective (gnngmm.steering)
+        self.steer_start_epoch = steer_start_epoch  # None: with the GMM term
         self.inference_chunk_size = inference_chunk_size
         self.num_features = num_features  # input width, saved so that a checkpoint rebuilds the encoder
         self.seed = seed  # under DDP, each rank's augmentations are drawn from (seed, epoch, rank)
@@ -98,15 +100,22 @@ class GNNGMMModule(L.LightningModule):
         self.gmm.to(self.device)
         return responsibilities(self.gmm, self.transform, h)
 
+    def steer_active(self) -> bool:
+        if self.steer == "none":
+            return False
+        if self.steer_start_epoch is None:
+            return self.gmm_term_active()
+        return self.gmm.is_fitted and self.transform.is_fitted and self.current_epoch >= self.steer_start_epoch
+
     def training_step(self, batch, batch_idx: int) -> Tensor:
-        active = self.gmm_term_active()
-        if active and self.steer == "false_negatives":
+        active, steering = self.gmm_term_active(), self.steer_active()
+        if steering and self.steer == "false_negatives":
             out = self.objective(self.encoder, batch, assign=self.assign)
         else:
             out = self.objective(self.encoder, batch)
         loss = out.loss
         self.log("train/ssl_loss", out.loss, on_step=False, on_epoch=True, batch_size=1)
-        if active and self.steer in ("contrast", "self_training") and len(out.views) >= 2:
+        if steering and self.steer in ("contrast", "self_training") and len(out.views) >= 2:
             r1, r2 = (self.assign(v) for v in out.views[:2])
             term = component_contrast(r1, r2) if self.steer == "contrast" else self_training(r1, r2)
             loss = loss + self.steer_weight * term.to(loss.dtype)
