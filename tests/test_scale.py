@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import torch
@@ -422,3 +423,25 @@ def test_ogbn_products_experiment_takes_the_scalable_path(make_cfg):
     assert cfg.data.loader == "nodes" and cfg.data.precompute == "sign" and cfg.encoder.arch == "mlp"
     metrics = train(cfg)
     assert metrics["dataset"] == "ogbn_products" and metrics["num_nodes"] == 400 and metrics["nmi"] > 0.3
+
+
+def test_scaling_table_fits_growth_slopes(tmp_path, capsys):
+    """scripts/scaling_table.py: the slope of a stage that doubles with the edges is 1, of one that
+    quadruples 2; the table lists the runs by size."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import scaling_table
+
+    logs = []
+    for i, edges in enumerate((1000, 2000, 4000)):
+        run = {"preset": "reddit", "scale": edges / 4000, "nodes": edges // 10, "edges_directed": edges, "epochs": 1,
+               "nmi": 0.5, "raw_kmeans_nmi": 0.1, "propagated_kmeans_nmi": 0.4, "generate_seconds": 1.0,
+               "propagate_seconds": edges / 100, "epoch_seconds": (edges / 1000) ** 2, "em_seconds": 2.0,
+               "final_seconds": 1.0, "total_seconds": 9.0, "peak_rss_mb": 100.0 + i}
+        path = tmp_path / f"r{i}.log"
+        path.write_text("progress line\n" + json.dumps(run) + "\n")
+        logs.append(str(path))
+    scaling_table.main(logs)
+    out = capsys.readouterr().out
+    assert "| reddit | 0.25 | 100 | 1,000 |" in out
+    slopes = next(line for line in out.splitlines() if line.startswith("| reddit | 3 |")).split(" | ")
+    assert slopes[3] == "1.00" and slopes[4] == "2.00" and slopes[5] == "0.00", slopes  # propagate, epoch, em
