@@ -324,3 +324,22 @@ def test_mixture_fitted_on_cpu_scores_on_cuda_after_to():
     on_cpu = gmm.score_samples(x)
     on_cuda = gmm.to("cuda").score_samples(x.cuda())
     torch.testing.assert_close(on_cuda.cpu(), on_cpu)
+
+
+def test_kmeans_restarts_run_on_the_seeding_sample_when_the_data_is_larger(monkeypatch):
+    """Many rows: the k-means restarts compete on the seeding sample and only the winner
+    converges on every row (one full-data Lloyd run); the blobs are still found."""
+    from gnngmm.mixture import kmeans as km
+
+    x, y = blobs(3000, k=4, scale=0.3)
+    sizes = []
+    original = km.lloyd
+    monkeypatch.setattr(km, "lloyd", lambda chunks, *a, **k: sizes.append(sum(c.shape[0] for c in chunks)) or original(chunks, *a, **k))
+    gmm = GaussianMixture(4, covariance_type="isotropic", kmeans_n_init=5, seeding_sample_size=500, random_state=0).fit(x)
+    assert sizes.count(3000) == 1 and sizes.count(500) == 5, sizes
+    from gnngmm.metrics import clustering_metrics
+
+    assert clustering_metrics(y, gmm.predict(x))["nmi"] > 0.95
+    sizes.clear()
+    GaussianMixture(4, covariance_type="isotropic", kmeans_n_init=5, seeding_sample_size=5000, random_state=0).fit(x)
+    assert sizes == [3000] * 5  # the data fits the sample: every restart runs on all of it, as before

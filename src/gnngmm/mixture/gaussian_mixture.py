@@ -449,12 +449,23 @@ class GaussianMixture:
                 sx=torch.zeros_like(seeds), sxx=seeds.new_zeros(sxx_shape),
             )
             return stats, seeds
-        centers, inertia = km.lloyd(chunks, seeds, self.comm)
-        for _ in range(self.kmeans_n_init - 1):  # more k-means restarts: keep the lowest inertia
-            seeds = sample[km.kmeans_plusplus(sample, k, generator)]
-            other, other_inertia = km.lloyd(chunks, seeds, self.comm)
-            if other_inertia < inertia:
-                centers, inertia = other, other_inertia
+        if self.kmeans_n_init > 1 and sample.shape[0] < self._count(chunks):
+            # More rows than the sample: the restarts compete on the sample (identical on every
+            # rank, so no all-reduce) and only the winner converges on every row. Ten full-data
+            # restarts took over 15 minutes at 2.4M rows on one CPU thread.
+            centers, inertia = km.lloyd([sample], seeds)
+            for _ in range(self.kmeans_n_init - 1):
+                other, other_inertia = km.lloyd([sample], sample[km.kmeans_plusplus(sample, k, generator)])
+                if other_inertia < inertia:
+                    centers, inertia = other, other_inertia
+            centers, inertia = km.lloyd(chunks, centers, self.comm)
+        else:
+            centers, inertia = km.lloyd(chunks, seeds, self.comm)
+            for _ in range(self.kmeans_n_init - 1):  # more k-means restarts: keep the lowest inertia
+                seeds = sample[km.kmeans_plusplus(sample, k, generator)]
+                other, other_inertia = km.lloyd(chunks, seeds, self.comm)
+                if other_inertia < inertia:
+                    centers, inertia = other, other_inertia
         shift = centers if self.covariance_type != "tied" else centers.mean(0).expand_as(centers)
         resp = [torch.nn.functional.one_hot(km.assign(x, centers), k).to(x.dtype) for x in chunks]
         return self._resp_stats(chunks, resp, shift), shift
