@@ -27,18 +27,22 @@ def kmeans_labels(
     x: Tensor, k: int, *, seed: int = 0, n_init: int = 3, max_iter: int = 100, chunk: int = 65536,
     sample_size: int = 20_000, device: str | torch.device | None = None,
 ) -> Tensor:
-    """Lloyd's k-means (k-means++ seeding on a sample, ``n_init`` restarts, lowest inertia wins),
-    chunk by chunk in float32: memory O(chunk x k) besides ``x``. Returns CPU labels."""
+    """Lloyd's k-means (k-means++ seeding, ``n_init`` restarts, lowest inertia wins), chunk by
+    chunk in float32: memory O(chunk x k) besides ``x``. With more rows than ``sample_size`` the
+    restarts compete on a sample and only the winner runs on every row (3 full-data restarts took
+    30 minutes at 2.4M rows on one thread). Returns CPU labels."""
     device = torch.device(device) if device is not None else x.device
     chunks = [c.to(device=device, dtype=torch.float32) for c in x.split(chunk)] if x.device != device or x.dtype != torch.float32 else list(x.split(chunk))
     g = torch.Generator().manual_seed(seed)
+    sample = km.seeding_sample(chunks, sample_size, g)
+    on = [sample] if sample.shape[0] < x.shape[0] else chunks
     best, best_inertia = None, float("inf")
     for _ in range(max(1, n_init)):
-        sample = km.seeding_sample(chunks, sample_size, g)
-        centers = sample[km.kmeans_plusplus(sample, k, g)]
-        centers, inertia = km.lloyd(chunks, centers, max_iter=max_iter)
+        centers, inertia = km.lloyd(on, sample[km.kmeans_plusplus(sample, k, g)], max_iter=max_iter)
         if inertia < best_inertia:
             best, best_inertia = centers, inertia
+    if on is not chunks:
+        best, _ = km.lloyd(chunks, best, max_iter=max_iter)
     return torch.cat([km.assign(c, best).cpu() for c in chunks])
 
 
