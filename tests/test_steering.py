@@ -151,3 +151,10 @@ def test_steering_can_start_before_the_gmm_term(make_cfg):
     early = train(make_cfg(*common, "gmm.steer=self_training", "gmm.steer_start_epoch=1", "gmm.steer_weight=5.0",
                            "overwrite=true"))
     assert early["gmm_log_likelihood"] != plain["gmm_log_likelihood"]
+
+
+def test_false_negatives_needs_an_objective_with_negatives(make_cfg):
+    from gnngmm.train import train
+
+    with pytest.raises(InputError, match="gmm.steer=false_negatives reweights NS4GC's negatives: CCASSG has none"):
+        train(make_cfg("objective=cca_ssg", "gmm.steer=false_negatives"))

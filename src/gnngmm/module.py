@@ -9,6 +9,7 @@ through :class:`gnngmm.GNNGMM`, which builds this module.
 
 from __future__ import annotations
 
+import inspect
 import random
 from functools import partial
 
@@ -65,6 +66,13 @@ class GNNGMMModule(L.LightningModule):
             from gnngmm.errors import InputError
 
             raise InputError(f"gmm.steer={steer!r} is not one of {', '.join(STEER)}")
+        if steer == "false_negatives" and objective is not None and "assign" not in inspect.signature(objective.forward).parameters:
+            from gnngmm.errors import InputError
+
+            raise InputError(
+                f"gmm.steer=false_negatives reweights NS4GC's negatives: {type(objective).__name__} has none; "
+                "use objective=ns4gc, or gmm.steer=contrast|self_training"
+            )
         self.steer, self.steer_weight = steer, steer_weight  # how the head steers the objective (gnngmm.steering)
         self.steer_start_epoch = steer_start_epoch  # None: with the GMM term
         self.inference_chunk_size = inference_chunk_size
