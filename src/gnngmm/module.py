@@ -66,7 +66,8 @@ class GNNGMMModule(L.LightningModule):
             from gnngmm.errors import InputError
 
             raise InputError(f"gmm.steer={steer!r} is not one of {', '.join(STEER)}")
-        if steer == "false_negatives" and objective is not None and "assign" not in inspect.signature(objective.forward).parameters:
+        takes_assign = objective is not None and "assign" in inspect.signature(objective.forward).parameters
+        if steer == "false_negatives" and objective is not None and not takes_assign:
             from gnngmm.errors import InputError
 
             raise InputError(
