@@ -175,3 +175,19 @@ def test_contextual_channel_sees_past_a_common_offset():
     assert int(scores.argmax()) == 12 and float(scores[12]) > 1.0  # opposite directions after centring
     assert float(scores[:12].max()) < 0.1
     assert float(neighbor_inconsistency(x, edges)[12]) < 1e-2  # uncentred: cosine ~1 for everyone
+
+
+def test_neighbor_mean_equals_the_dense_mean_over_in_edges():
+    """Duplicates count twice (as in PyG's mean aggregation), isolated nodes get zeros and
+    in-degree 0; float32 and float64 inputs alike."""
+    from gnngmm.anomaly import neighbor_mean
+
+    edges = torch.tensor([[0, 1, 1, 2, 3, 3], [1, 0, 2, 1, 1, 1]])  # 3 -> 1 twice; node 4 isolated
+    for dtype in (torch.float32, torch.float64):
+        z = torch.arange(10, dtype=dtype).reshape(5, 2)
+        mean, count = neighbor_mean(z, edges)
+        dense = torch.zeros(5, 5, dtype=dtype)
+        dense.index_put_((edges[1], edges[0]), torch.ones(6, dtype=dtype), accumulate=True)
+        torch.testing.assert_close(count, dense.sum(1))
+        torch.testing.assert_close(mean, dense @ z / dense.sum(1).clamp_min(1)[:, None])
+        assert mean.dtype == dtype and float(mean[4].abs().sum()) == 0.0

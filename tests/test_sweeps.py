@@ -8,6 +8,7 @@ import os
 import statistics
 
 import pytest
+import torch
 import yaml
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
@@ -166,3 +167,15 @@ def test_quickstart_notebook_executes(tmp_path, mirror):
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
+
+
+def test_modularity_of_two_separate_cliques_is_one_half_in_any_chunking():
+    """Two equal components, each its own cluster: Q = 2 * (1/2 - (1/2)^2) = 0.5; one cluster: 0."""
+    from gnngmm.quality import modularity
+
+    clique = torch.tensor([(i, j) for i in range(4) for j in range(4) if i != j]).T
+    edges = torch.cat([clique, clique + 4], dim=1)
+    labels = torch.tensor([0] * 4 + [1] * 4)
+    assert modularity(edges, labels) == pytest.approx(0.5)
+    assert modularity(edges, labels, chunk=5) == pytest.approx(0.5)
+    assert modularity(edges, torch.zeros(8, dtype=torch.long)) == pytest.approx(0.0)
