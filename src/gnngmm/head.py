@@ -96,7 +96,7 @@ def summarise(gmm: GaussianMixture, z_all: Tensor, comm) -> tuple[HeadResult, Te
         k=gmm.n_components, log_likelihood=log_likelihood, bic=bic,
         cluster_sizes=cluster_sizes(pred, gmm.n_components), pred=pred.cpu(), z=z_all, log_prob=log_prob,
     )
-    resp = shard(torch.exp(log_prob - log_norm[:, None]), comm)
+    resp = shard((log_prob - log_norm[:, None]).exp_(), comm)  # one (N, K) temporary, not two
     return result, resp
 
 
