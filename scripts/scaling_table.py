@@ -27,11 +27,12 @@ def read_result(path: Path) -> dict:
     return json.loads(lines[-1])
 
 
-def slope(xs: list[float], ys: list[float]) -> float:
-    """Least-squares slope of ``log y`` against ``log x``."""
+def slope(xs: list[float], ys: list[float]) -> float | None:
+    """Least-squares slope of ``log y`` against ``log x`` (None when every run has one size)."""
     lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
     mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
+    spread = sum((a - mx) ** 2 for a in lx)
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / spread if spread > 0 else None
 
 
 def table(results: list[dict]) -> list[str]:
@@ -53,7 +54,8 @@ def slopes(results: list[dict]) -> list[str]:
         cells = []
         for stage in STAGES:
             pairs = [(r["edges_directed"], r[stage]) for r in runs if r.get(stage) and r[stage] > 0]
-            cells.append(f"{slope(*zip(*pairs)):.2f}" if len(pairs) >= 2 else "-")
+            b = slope(*zip(*pairs)) if len(pairs) >= 2 else None
+            cells.append("-" if b is None else f"{b:.2f}")
         lines.append(f"| {preset} | {len(runs)} | " + " | ".join(cells) + " |")
     return lines
 
