@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from gnngmm.embedding import EmbeddingTransform
 from gnngmm.mixture import GaussianMixture
 from gnngmm.objectives.base import Objective, seed_count
-from gnngmm.steering import STEER, component_contrast, responsibilities, self_training
+from gnngmm.steering import component_contrast, responsibilities, self_training
 
 
 class GNNGMMModule(L.LightningModule):
@@ -62,12 +62,10 @@ class GNNGMMModule(L.LightningModule):
 
             raise InputError(f"gmm.loss_on={gmm_loss_on!r} is not one of clean, views")
         self.gmm_loss_on = gmm_loss_on  # the clean embedding, or the mean over the augmented views
-        if steer not in STEER:
-            from gnngmm.errors import InputError
-
-            raise InputError(f"gmm.steer={steer!r} is not one of {', '.join(STEER)}")
-        takes_assign = objective is not None and "assign" in inspect.signature(objective.forward).parameters
-        if steer == "false_negatives" and objective is not None and not takes_assign:
+        # gmm.steer's value is checked with the other settings (GNNGMM._check_params); this
+        # check needs the built objective
+        takes_assign = objective is None or "assign" in inspect.signature(objective.forward).parameters
+        if steer == "false_negatives" and not takes_assign:
             from gnngmm.errors import InputError
 
             raise InputError(
