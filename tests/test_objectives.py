@@ -92,3 +92,18 @@ def test_small_eigh_runs_on_one_thread_without_touching_the_callers_setting(monk
     values, vectors = symmetric_eigh(a.T @ a)
     torch.testing.assert_close(vectors @ torch.diag(values) @ vectors.T, a.T @ a)
     assert callers and threading.main_thread() not in callers, "set_num_threads only in the worker thread"
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_soft_similarity_sum_equals_the_composed_ops_and_their_gradient(weighted):
+    from gnngmm.objectives.ns4gc import SoftSimilaritySum
+
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, 5, generator=g, dtype=torch.float64, requires_grad=True) for n in (7, 6))
+    w = torch.rand(7, 6, generator=g, dtype=torch.float64) if weighted else None
+    fused = SoftSimilaritySum.apply(a, b, 0.6, 0.1, w) * 3.0
+    composed = torch.sigmoid((a @ b.T - 0.6) / 0.1)
+    composed = (composed if w is None else composed * w).sum() * 3.0
+    torch.testing.assert_close(fused, composed, rtol=0, atol=1e-12)
+    for mine, ref in zip(torch.autograd.grad(fused, (a, b)), torch.autograd.grad(composed, (a, b))):
+        torch.testing.assert_close(mine, ref, rtol=1e-12, atol=1e-12)

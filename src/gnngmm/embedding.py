@@ -53,26 +53,58 @@ class EmbeddingTransform:
         return self.mean_ is not None
 
     @torch.no_grad()
-    def fit(self, h: Tensor) -> EmbeddingTransform:
-        h = h.double()
-        self.mean_ = h.mean(0) if self.center or self.pca_dim else torch.zeros_like(h[0])
-        centred = h - self.mean_
-        if self.pca_dim and self.pca_dim < h.shape[1]:
-            cov = centred.T @ centred / max(1, h.shape[0] - 1)
-            _, vectors = symmetric_eigh(cov)
+    def fit(self, h: Tensor, chunk_rows: int = 65536) -> EmbeddingTransform:
+        """Statistics in float64, read ``chunk_rows`` rows at a time: no full-size float64 copy
+        of ``h`` (at ogbn-products' size each copy is 1.25 GB)."""
+        n, dim = h.shape
+        if self.center or self.pca_dim:
+            total = torch.zeros(dim, dtype=torch.float64, device=h.device)
+            for i in range(0, n, chunk_rows):
+                total += h[i : i + chunk_rows].double().sum(0)
+            self.mean_ = total / max(1, n)
+        else:
+            self.mean_ = torch.zeros(dim, dtype=torch.float64, device=h.device)
+        self.components_ = None
+        if self.pca_dim and self.pca_dim < dim:
+            cov = torch.zeros(dim, dim, dtype=torch.float64, device=h.device)
+            for i in range(0, n, chunk_rows):
+                centred = h[i : i + chunk_rows].double() - self.mean_
+                cov += centred.T @ centred
+            _, vectors = symmetric_eigh(cov / max(1, n - 1))
             comps = vectors[:, -self.pca_dim :].flip(1)
             # eigh's signs are arbitrary: make each component's largest loading positive.
             signs = torch.sign(comps.gather(0, comps.abs().argmax(0, keepdim=True)))
             self.components_ = comps * torch.where(signs == 0, torch.ones_like(signs), signs)
-            centred = centred @ self.components_
-        else:
-            self.components_ = None
+        self.scale_ = None
         if self.standardize:
-            std = centred.std(0)
+            # two passes (mean, then squared deviations) as torch.std does, for the same digits
+            width = self.components_.shape[1] if self.components_ is not None else dim
+            total = torch.zeros(width, dtype=torch.float64, device=h.device)
+            for i in range(0, n, chunk_rows):
+                total += self._project(h[i : i + chunk_rows].double()).sum(0)
+            mean = total / max(1, n)
+            sq = torch.zeros_like(total)
+            for i in range(0, n, chunk_rows):
+                sq += (self._project(h[i : i + chunk_rows].double()) - mean).pow(2).sum(0)
+            std = (sq / max(1, n - 1)).sqrt()
             self.scale_ = torch.where(std > 0, std, torch.ones_like(std))
-        else:
-            self.scale_ = None
         return self
+
+    def _project(self, h: Tensor) -> Tensor:
+        z = h - self.mean_.to(h)
+        return z @ self.components_.to(h) if self.components_ is not None else z
+
+    @torch.no_grad()
+    def transform_rows(self, h: Tensor, chunk_rows: int = 65536) -> Tensor:
+        """``self(h)`` in float64 for every row, without gradient, ``chunk_rows`` rows at a time
+        (one float64 output and no full-size temporaries: the full-graph refit's input)."""
+        if not self.is_fitted:
+            raise RuntimeError("EmbeddingTransform is not fitted")
+        width = self.components_.shape[1] if self.components_ is not None else h.shape[1]
+        out = torch.empty(h.shape[0], width, dtype=torch.float64, device=h.device)
+        for i in range(0, h.shape[0], chunk_rows):
+            out[i : i + chunk_rows] = self(h[i : i + chunk_rows].double())
+        return out
 
     def __call__(self, h: Tensor) -> Tensor:
         """Differentiable in ``h``; returns ``h``'s dtype."""

@@ -81,7 +81,7 @@ def embed_for_gmm(module, data, comm) -> tuple[Tensor, Tensor]:
         )
     module.transform.fit(h)
     _broadcast_transform(module.transform, comm)
-    z = module.transform(h.double())
+    z = module.transform.transform_rows(h)
     return z, shard(z, comm)
 
 
@@ -140,6 +140,7 @@ def refit(
     candidates = []
     if warm and tuple(module.resp.shape) == (z_local.shape[0], gmm.n_components):
         gmm.initialize_from_responsibilities(z_local, module.resp.to(z_local.device))
+        module.resp = None  # consumed: the (N, K) table is not kept alive through EM and summarise
         with overrides(gmm, warm_start=True, max_iter=max_iter):
             gmm.fit(z_local)
         candidates.append(gmm.state_dict())

@@ -152,7 +152,7 @@ class GNNGMMModule(L.LightningModule):
     @torch.no_grad()
     def gmm_input(self, data) -> Tensor:
         """Every node's embedding as the fitted GMM sees it (float64, after the transform)."""
-        return self.transform(self.embed(data).double())
+        return self.transform.transform_rows(self.embed(data))
 
     def configure_optimizers(self):
         return self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])

@@ -111,6 +111,10 @@ class NS4GC(Objective):
     def _soft(self, sim):
         return torch.sigmoid((sim - self.s) / self.tau)
 
+    def _soft_sum(self, a, b, weight=None):
+        """``sum_ij [w_ij] sigmoid((<a_i, b_j> - s) / tau)`` without autograd's elementwise copies."""
+        return SoftSimilaritySum.apply(a, b, self.s, self.tau, weight)
+
     def _sparsity(self, z1, z2, edge_index, n, resp=None):
         """Mean soft similarity over non-edge pairs; with ``resp`` (the views' responsibilities,
         held fixed) a weighted mean, each pair weighted by ``1 - <r1_i, r2_j>``."""
@@ -118,30 +122,56 @@ class NS4GC(Objective):
         if neg is not None:
             rows = torch.randperm(n, device=z1.device)[:neg]
             cols = torch.randperm(n, device=z1.device)[:neg]
-            block = self._soft(z1[rows] @ z2[cols].T)
-            weight = (rows[:, None] != cols[None, :]).to(block.dtype)  # a node and its own other view: not a negative
+            weight = (rows[:, None] != cols[None, :]).to(z1.dtype)  # a node and its own other view: not a negative
             if resp is not None:
                 weight = weight * different_component_weights(resp[0][rows], resp[1][cols])
-            return (block * weight).sum() / weight.sum().clamp_min(1.0)
+            return self._soft_sum(z1[rows], z2[cols], weight) / weight.sum().clamp_min(1.0)
         src, dst = edge_index
         inside = (src < n) & (dst < n)
         src, dst = src[inside], dst[inside]
         edge_sim = (z1[src] * z2[dst]).sum(1)
         diag_sim = (z1 * z2).sum(1)
         if resp is None:
-            total = sum(self._soft(z1[i : i + self.chunk] @ z2.T).sum() for i in range(0, n, self.chunk))
+            total = sum(self._soft_sum(z1[i : i + self.chunk], z2) for i in range(0, n, self.chunk))
             removed = self._soft(diag_sim).sum() + self._soft(edge_sim).sum()
             return (total - removed) / max(1, n * n - n - edge_sim.numel())
         r1, r2 = resp
         total = weights = 0.0
         for i in range(0, n, self.chunk):
             w = different_component_weights(r1[i : i + self.chunk], r2)
-            total = total + (self._soft(z1[i : i + self.chunk] @ z2.T) * w).sum()
+            total = total + self._soft_sum(z1[i : i + self.chunk], z2, w)
             weights = weights + w.sum()
         w_diag = (1.0 - (r1 * r2).sum(1)).clamp_min(0.0)
         w_edge = (1.0 - (r1[src] * r2[dst]).sum(1)).clamp_min(0.0)
         total = total - (self._soft(diag_sim) * w_diag).sum() - (self._soft(edge_sim) * w_edge).sum()
         return total / (weights - w_diag.sum() - w_edge.sum()).clamp_min(1.0)
+
+
+class SoftSimilaritySum(torch.autograd.Function):
+    """``sum_ij w_ij sigmoid((<a_i, b_j> - s) / tau)`` for ``a`` ``(n, d)``, ``b`` ``(m, d)`` and an
+    optional constant weight ``w`` ``(n, m)``: the sparsity term's cost at all pairs. Autograd's
+    version allocates an ``(n, m)`` tensor per elementwise op, forward and backward; this one
+    works in place on one (the sigmoid, kept for the gradient ``w sig (1 - sig) / tau`` and
+    overwritten by it: backward runs once). Same forward digits as the composed ops."""
+
+    @staticmethod
+    def forward(ctx, a, b, s: float, tau: float, weight=None):
+        sig = (a @ b.T).sub_(s).div_(tau).sigmoid_()
+        total = sig.sum() if weight is None else torch.mul(sig, weight).sum()
+        ctx.save_for_backward(a, b, sig, weight)
+        ctx.tau = tau
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, sig, weight = ctx.saved_tensors
+        # sig (1 - sig) in sig's own storage: a fresh (n, m) tensor per step costs as much as a GEMM
+        g = torch.addcmul(sig, sig, sig, value=-1.0, out=sig).mul_(grad / ctx.tau)
+        if weight is not None:
+            g.mul_(weight)
+        grad_a = g @ b if ctx.needs_input_grad[0] else None
+        grad_b = g.T @ a if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b, None, None, None
 
 
 def _assignments(assign, views) -> tuple | None:
