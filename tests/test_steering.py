@@ -156,5 +156,42 @@ def test_steering_can_start_before_the_gmm_term(make_cfg):
 def test_false_negatives_needs_an_objective_with_negatives(make_cfg):
     from gnngmm.train import train
 
-    with pytest.raises(InputError, match="gmm.steer=false_negatives reweights NS4GC's negatives: CCASSG has none"):
+    with pytest.raises(InputError, match="gmm.steer=false_negatives reweights NS4GC's negatives: CCASSG does not"):
         train(make_cfg("objective=cca_ssg", "gmm.steer=false_negatives"))
+    with pytest.raises(InputError, match="gmm.steer=augment scales NS4GC's edge dropping: CCASSG does not"):
+        train(make_cfg("objective=cca_ssg", "gmm.steer=augment"))
+
+
+def test_edge_drop_scale_follows_the_chance_that_an_edge_joins_two_components():
+    from gnngmm.steering import edge_drop_scale
+
+    resp = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    edge_index = torch.tensor([[0, 0, 1, 3], [1, 2, 2, 0]])  # within, across, across, half
+    d = torch.tensor([0.0, 1.0, 1.0, 0.5])
+    torch.testing.assert_close(edge_drop_scale(resp, edge_index), d / d.mean())
+    torch.testing.assert_close(edge_drop_scale(resp, edge_index, 0.0), torch.ones(4))
+    torch.testing.assert_close(edge_drop_scale(resp, edge_index, 0.5).mean(), torch.tensor(1.0))
+
+
+def test_augment_drops_edges_between_components_and_needs_the_full_batch(make_cfg):
+    from gnngmm.train import train
+
+    metrics = train(make_cfg("gmm.steer=augment", "trainer.max_epochs=4", "gmm.finetune_epochs=2"))
+    assert metrics["nmi"] > 0.3
+    for bad, match in (("gmm.steer_weight=1.5", "gmm.steer_weight=1.5 is not a share in"),
+                       ("data.loader=neighbor", "gmm.steer=augment needs every node's responsibilities")):
+        with pytest.raises(InputError, match=match):
+            train(make_cfg("gmm.steer=augment", bad))
+
+
+def test_edge_mask_drops_each_edge_at_its_scaled_rate():
+    from types import SimpleNamespace
+
+    from gnngmm.objectives.base import edge_mask
+
+    torch.manual_seed(0)
+    batch = SimpleNamespace(edge_index=torch.zeros(2, 30_000, dtype=torch.long))
+    scale = torch.tensor([0.0, 1.0, 2.0]).repeat(10_000)
+    kept = edge_mask(batch, 0.3, scale).float().reshape(-1, 3).mean(0)
+    assert kept[0] == 1.0  # edges inside a component are never dropped at weight 1
+    torch.testing.assert_close(kept[1:], torch.tensor([0.7, 0.4]), atol=0.02, rtol=0)

@@ -345,6 +345,13 @@ class GNNGMM:
             raise InputError(f"gmm.keep_best={keep_best!r} is not null or a share in [0, 1), e.g. 0.05")
         if settings["gmm"].get("steer", "none") not in STEER:
             raise InputError(f"gmm.steer={settings['gmm']['steer']!r} is not one of {', '.join(STEER)}")
+        steer_weight = settings["gmm"].get("steer_weight", 1.0)
+        if settings["gmm"].get("steer") == "augment" and not (_is_number(steer_weight) and 0 <= steer_weight <= 1):
+            raise InputError(f"gmm.steer_weight={steer_weight!r} is not a share in [0, 1] (gmm.steer=augment mixes "
+                             "uniform and component-driven edge dropping)")
+        if settings["gmm"].get("steer") == "augment" and loader != "full":
+            raise InputError(f"gmm.steer=augment needs every node's responsibilities in each step: data.loader={loader} "
+                             "is not full; use data.loader=full or another gmm.steer")
         if isinstance(self.optimizer, str) and not hasattr(torch.optim, self.optimizer):
             raise InputError(f"optimizer={self.optimizer!r} is not a torch.optim class")
         return settings

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from gnngmm.embedding import EmbeddingTransform
 from gnngmm.mixture import GaussianMixture
 from gnngmm.objectives.base import Objective, seed_count
-from gnngmm.steering import component_contrast, responsibilities, self_training
+from gnngmm.steering import component_contrast, edge_drop_scale, responsibilities, self_training
 
 
 class GNNGMMModule(L.LightningModule):
@@ -64,14 +64,16 @@ class GNNGMMModule(L.LightningModule):
         self.gmm_loss_on = gmm_loss_on  # the clean embedding, or the mean over the augmented views
         # gmm.steer's value is checked with the other settings (GNNGMM._check_params); this
         # check needs the built objective
-        takes_assign = objective is None or "assign" in inspect.signature(objective.forward).parameters
-        if steer == "false_negatives" and not takes_assign:
+        needs = {"false_negatives": ("assign", "reweights NS4GC's negatives"),
+                 "augment": ("edge_scale", "scales NS4GC's edge dropping")}.get(steer)
+        if needs and objective is not None and needs[0] not in inspect.signature(objective.forward).parameters:
             from gnngmm.errors import InputError
 
             raise InputError(
-                f"gmm.steer=false_negatives reweights NS4GC's negatives: {type(objective).__name__} has none; "
+                f"gmm.steer={steer} {needs[1]}: {type(objective).__name__} does not take it; "
                 "use objective=ns4gc, or gmm.steer=contrast|self_training"
             )
+        self._edge_scale: tuple | None = None  # (resp, edge_index, factors) for gmm.steer=augment
         self.steer, self.steer_weight = steer, steer_weight  # how the head steers the objective (gnngmm.steering)
         self.steer_start_epoch = steer_start_epoch  # None: with the GMM term
         self.inference_chunk_size = inference_chunk_size
@@ -107,6 +109,19 @@ class GNNGMMModule(L.LightningModule):
         self.gmm.to(self.device)
         return responsibilities(self.gmm, self.transform, h)
 
+    def edge_scale(self, batch) -> Tensor:
+        """Per-edge factors on the views' drop rate from the last refit's responsibilities (held
+        fixed until the next refit)."""
+        if self.resp is None or self.resp.shape[0] != batch.num_nodes:
+            from gnngmm.errors import InputError
+
+            raise InputError("gmm.steer=augment needs every node's responsibilities in each step: use data.loader=full")
+        cached = self._edge_scale
+        if cached is None or cached[0] is not self.resp or cached[1] is not batch.edge_index:
+            scale = edge_drop_scale(self.resp.to(batch.edge_index.device), batch.edge_index, self.steer_weight)
+            self._edge_scale = cached = (self.resp, batch.edge_index, scale)
+        return cached[2]
+
     def steer_active(self) -> bool:
         if self.steer == "none":
             return False
@@ -118,6 +133,8 @@ class GNNGMMModule(L.LightningModule):
         active, steering = self.gmm_term_active(), self.steer_active()
         if steering and self.steer == "false_negatives":
             out = self.objective(self.encoder, batch, assign=self.assign)
+        elif steering and self.steer == "augment":
+            out = self.objective(self.encoder, batch, edge_scale=self.edge_scale(batch))
         else:
             out = self.objective(self.encoder, batch)
         loss = out.loss

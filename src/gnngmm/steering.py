@@ -14,6 +14,10 @@ every term is differentiable in the embeddings only.
   with the GMM as the head) (:func:`component_contrast`).
 - ``self_training``: DEC's sharpened targets (Xie et al., ICML 2016): ``KL(P || Q)`` with ``Q`` the
   views' mean responsibilities and ``P = Q^2 / f`` renormalised, held fixed (:func:`self_training`).
+- ``augment``: component-aware augmentation: the views drop an edge with a probability that grows
+  with the chance that its ends lie in different components (the last refit's responsibilities),
+  same mean rate; ``steer_weight`` in [0, 1] mixes uniform (0) and component-driven (1) dropping
+  (:func:`edge_drop_scale`).
 
 Shapes: ``r`` is ``(n, K)``, rows summing to one.
 """
@@ -25,7 +29,7 @@ import math
 import torch
 from torch import Tensor
 
-STEER = ("none", "false_negatives", "contrast", "self_training")
+STEER = ("none", "false_negatives", "contrast", "self_training", "augment")
 
 
 def responsibilities(gmm, transform, h: Tensor) -> Tensor:
@@ -39,6 +43,14 @@ def different_component_weights(r1: Tensor, r2: Tensor) -> Tensor:
     """``(n1, n2)``: ``1 - <r1_i, r2_j>``, the probability that two nodes lie in different
     components (independent draws from their responsibilities)."""
     return (1.0 - r1 @ r2.T).clamp_min(0.0)
+
+
+def edge_drop_scale(resp: Tensor, edge_index: Tensor, weight: float = 1.0) -> Tensor:
+    """``(E,)`` factors on the edge-drop rate, mean 1: ``(1 - w) + w d_e / mean(d)`` with ``d_e =
+    1 - <r_src, r_dst>`` the probability that edge ``e`` joins two components (``resp`` ``(N, K)``)."""
+    src, dst = edge_index
+    d = (1.0 - (resp[src] * resp[dst]).sum(1)).clamp_min(0.0).float()
+    return (1.0 - weight) + weight * d / d.mean().clamp_min(1e-12)
 
 
 def component_contrast(r1: Tensor, r2: Tensor, tau: float = 1.0) -> Tensor:

@@ -37,11 +37,13 @@ def seed_count(batch) -> int:
     return int(size) if size is not None else int(batch.num_nodes)
 
 
-def edge_mask(batch, p: float) -> Tensor | None:
-    """Keep each edge with probability ``1 - p`` (None: keep all)."""
+def edge_mask(batch, p: float, scale: Tensor | None = None) -> Tensor | None:
+    """Keep each edge with probability ``1 - p`` (None: keep all); with ``scale`` (one per edge,
+    mean ~1) edge ``e`` is dropped with probability ``min(0.95, p * scale[e])`` instead."""
     if p <= 0 or batch.edge_index.shape[1] == 0:
         return None
-    return torch.rand(batch.edge_index.shape[1], device=batch.edge_index.device) >= p
+    u = torch.rand(batch.edge_index.shape[1], device=batch.edge_index.device)
+    return u >= p if scale is None else u >= (p * scale).clamp_max(0.95)
 
 
 def feature_mask(batch, p: float) -> Tensor | None:
@@ -51,7 +53,8 @@ def feature_mask(batch, p: float) -> Tensor | None:
     return (torch.rand(batch.x.shape[1], device=batch.x.device) >= p).to(batch.x.dtype)
 
 
-def augmented_view(encoder, batch, drop_edge: float, drop_feature: float) -> Tensor:
-    """The encoder's output on one random view (all nodes of the batch)."""
-    return encoder(batch.x, batch.edge_index, edge_mask=edge_mask(batch, drop_edge),
+def augmented_view(encoder, batch, drop_edge: float, drop_feature: float, edge_scale: Tensor | None = None) -> Tensor:
+    """The encoder's output on one random view (all nodes of the batch); ``edge_scale``: see
+    :func:`edge_mask`."""
+    return encoder(batch.x, batch.edge_index, edge_mask=edge_mask(batch, drop_edge, edge_scale),
                    feature_mask=feature_mask(batch, drop_feature))

@@ -57,14 +57,18 @@ class NS4GC(Objective):
         self._adjacency_source = None
         self._adjacency = None
 
-    def forward(self, encoder, batch, assign=None) -> ObjectiveOutput:
+    def forward(self, encoder, batch, assign=None, edge_scale=None) -> ObjectiveOutput:
         """``assign``: ``h -> (n, K)`` responsibilities of a fixed mixture (``gmm.steer=
         false_negatives``); the sparsity term then weights each pair by the probability that its
-        two nodes lie in different components, so it stops pushing apart what the mixture joins."""
+        two nodes lie in different components, so it stops pushing apart what the mixture joins.
+        ``edge_scale``: one factor per edge of ``batch`` on the views' edge-drop rate (``gmm.steer=
+        augment``, full batch only)."""
         n = seed_count(batch)
         if n < batch.num_nodes and self.sampled_neighbours:
             return self._sampled(encoder, batch, n, assign)
-        views = [augmented_view(encoder, batch, pe, pf)[:n] for pe, pf in zip(self.drop_edge, self.drop_feature)]
+        views = [
+            augmented_view(encoder, batch, pe, pf, edge_scale)[:n] for pe, pf in zip(self.drop_edge, self.drop_feature)
+        ]
         z1, z2 = (F.normalize(v, dim=1) for v in views)
         adjacency, num_edges = self._binary_adjacency(batch.edge_index, n)
         align = -(z1 * z2).sum(1).mean()
