@@ -252,3 +252,19 @@ def test_a_k_above_a_tenth_of_the_nodes_warns_with_the_memory_it_needs(cora):
 
     with pytest.warns(GNNGMMWarning, match=r"gmm.k=60 is above 10% of the 560 nodes: .* MB"):
         GNNGMM(60, **{**SMALL, "max_epochs": 1}, anomaly_score="nll").fit(cora)
+
+
+def test_head_variants_script_derives_partitions_from_a_fitted_model(fitted, cora):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("head_variants", ROOT / "scripts" / "head_variants.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = script.variants(fitted, cora, script.gcn_operator(cora.edge_index, cora.num_nodes))
+    assert {"final (as trained)", "warm diag", "fresh isotropic", "embedding smoothed, t=2"} <= set(out)
+    assert all(tuple(pred.shape) == (cora.num_nodes,) for pred in out.values())
+    assert torch.equal(out["final (as trained)"], fitted.predict(cora))
+    agree = {k: float((v == out["final (as trained)"]).float().mean()) for k, v in out.items()}
+    # warm refits keep the components' order, so their partitions line up with the trained one
+    assert min(agree["warm diag"], agree["warm spherical"], agree["warm full"]) > 0.9
+    assert agree["responsibilities smoothed, t=4"] < 1.0  # four smoothing steps move some nodes
