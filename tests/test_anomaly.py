@@ -191,3 +191,24 @@ def test_neighbor_mean_equals_the_dense_mean_over_in_edges():
         torch.testing.assert_close(count, dense.sum(1))
         torch.testing.assert_close(mean, dense @ z / dense.sum(1).clamp_min(1)[:, None])
         assert mean.dtype == dtype and float(mean[4].abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("center", [False, True])
+def test_neighbor_inconsistency_by_column_blocks_equals_the_whole_matrix(center):
+    """The float64 cosine against the neighbours' mean, summed over column blocks, is the same
+    number as torch's cosine_similarity on whole (centred) float64 matrices."""
+    from gnngmm.anomaly import neighbor_inconsistency, neighbor_mean
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(50, 37, generator=g) + 0.5
+    edges = torch.randint(0, 45, (2, 200), generator=g)  # nodes 45-49 have no in-edges
+    ref = x.double() - x.double().mean(0) if center else x.double()
+    mean, count = neighbor_mean(ref, edges)
+    cos = torch.nn.functional.cosine_similarity(ref, mean, dim=1)
+    expected = torch.where(count > 0, 1.0 - cos, torch.zeros_like(cos))
+    got = neighbor_inconsistency(x, edges, center=center, chunk_cols=8)
+    assert got.dtype == torch.float64 and float(got[45:].abs().sum()) == 0.0
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    x64 = x.double()
+    torch.testing.assert_close(neighbor_inconsistency(x64, edges, center=center, chunk_cols=8), expected)
+    assert torch.equal(x64, x.double())  # a float64 input is read, never centred in place

@@ -34,25 +34,45 @@ def _standardize(v: Tensor) -> Tensor:
     return (v - v.mean()) / v.std().clamp_min(1e-12)
 
 
-def neighbor_mean(z: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
+def neighbor_mean(z: Tensor, edge_index: Tensor, adj: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """``(mean of z over each node's in-neighbours, in-degree)`` by one sparse product on the
     int32 CSR of :func:`~gnngmm.encoders.propagation.mean_adjacency`: no (E, d) tensor of
     per-edge rows and no COO copy of the edge list (at ogbn-products' 124M edges the COO route
-    held ~6 GB more at the run's peak)."""
+    held ~6 GB more at the run's peak). ``adj``: that CSR, when the caller already built it."""
     from gnngmm.encoders.propagation import csr_tensor, mean_adjacency, propagate
 
     n = z.shape[0]
-    adj = mean_adjacency(edge_index.cpu(), n)
+    adj = mean_adjacency(edge_index.cpu(), n) if adj is None else adj
     crow = adj.crow_indices()
     count = (crow[1:] - crow[:-1]).to(z.dtype)
     adj = csr_tensor(crow, adj.col_indices(), adj.values().to(z.dtype), (n, n)).to(z.device)
     return propagate(adj, z), count.to(z.device)
 
 
-def neighbor_inconsistency(z: Tensor, edge_index: Tensor) -> Tensor:
-    """1 - cosine(z_i, mean of z over i's neighbours); isolated nodes score 0."""
-    mean, count = neighbor_mean(z, edge_index)
-    cos = torch.nn.functional.cosine_similarity(z, mean, dim=1)
+def neighbor_inconsistency(z: Tensor, edge_index: Tensor, center: bool = False, chunk_cols: int = 256) -> Tensor:
+    """1 - cosine(z_i, mean of z over i's neighbours), in float64; isolated nodes score 0. With
+    ``center``, both are taken relative to the average node. Read ``chunk_cols`` feature columns
+    at a time (the dot products and norms are sums over columns), so wide raw features never
+    exist as a whole float64 copy: Coauthor CS's 6,805 columns held ~5 GB more at once."""
+    from gnngmm.encoders.propagation import mean_adjacency
+
+    n, d = z.shape
+    adj = mean_adjacency(edge_index.cpu(), n)
+    # the average node, in float64 (a float32 mean drifts at millions of rows), by column blocks too
+    offset = torch.cat([z[:, c : c + chunk_cols].double().mean(0) for c in range(0, d, chunk_cols)]) if center else None
+    dot = torch.zeros(n, dtype=torch.float64, device=z.device)
+    own, theirs = torch.zeros_like(dot), torch.zeros_like(dot)
+    for c in range(0, d, chunk_cols):
+        block = z[:, c : c + chunk_cols].double()  # the caller's own columns when z is float64
+        if offset is not None:
+            block = block - offset[c : c + chunk_cols]
+        mean, count = neighbor_mean(block, edge_index, adj)
+        dot += (block * mean).sum(1)
+        own += block.square().sum(1)
+        theirs += mean.square().sum(1)
+        del block, mean
+    eps = 1e-8  # torch.nn.functional.cosine_similarity's
+    cos = dot / (own.sqrt().clamp_min(eps) * theirs.sqrt().clamp_min(eps))
     return torch.where(count > 0, 1.0 - cos, torch.zeros_like(cos))
 
 
@@ -107,8 +127,7 @@ def contextual_inconsistency(raw_x: Tensor, edge_index: Tensor) -> Tensor:
     """1 - cosine between a node's raw features and the mean raw features of its neighbours,
     both taken relative to the average node: features sharing a large common offset (BOND
     reddit's rows are near-uniform distributions) would otherwise all have cosine ~1."""
-    raw_x = raw_x.double()
-    return neighbor_inconsistency(raw_x - raw_x.mean(0), edge_index)
+    return neighbor_inconsistency(raw_x, edge_index, center=True)
 
 
 MAX_WEDGES = 2e9  # sum of squared degrees above which exact triangle counting is skipped
