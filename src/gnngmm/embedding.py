@@ -70,7 +70,8 @@ class EmbeddingTransform:
     @torch.no_grad()
     def fit(self, h: Tensor, chunk_rows: int = 65536) -> EmbeddingTransform:
         """Statistics in float64, read ``chunk_rows`` rows at a time: no full-size float64 copy
-        of ``h`` (at ogbn-products' size each copy is 1.25 GB)."""
+        of ``h`` (at ogbn-products' size each copy is 1.25 GB; only the randomised PCA of inputs
+        wider than ``RANDOMIZED_MIN_DIM`` takes one)."""
         n, dim = h.shape
         if self.center or self.pca_dim:
             total = torch.zeros(dim, dtype=torch.float64, device=h.device)
