@@ -49,15 +49,18 @@ def neighbor_mean(z: Tensor, edge_index: Tensor, adj: Tensor | None = None) -> t
     return propagate(adj, z), count.to(z.device)
 
 
-def neighbor_inconsistency(z: Tensor, edge_index: Tensor, center: bool = False, chunk_cols: int = 256) -> Tensor:
+def neighbor_inconsistency(z: Tensor, edge_index: Tensor, center: bool = False, chunk_cols: int | None = None) -> Tensor:
     """1 - cosine(z_i, mean of z over i's neighbours), in float64; isolated nodes score 0. With
     ``center``, both are taken relative to the average node. Read ``chunk_cols`` feature columns
-    at a time (the dot products and norms are sums over columns), so wide raw features never
-    exist as a whole float64 copy: Coauthor CS's 6,805 columns held ~5 GB more at once."""
-    from gnngmm.encoders.propagation import mean_adjacency
+    at a time (the dot products and norms are sums over columns; default: ~256 MB of float64 per
+    block), so wide or long features never exist as a whole float64 copy: Coauthor CS's 6,805
+    columns held ~5 GB more at once, ogbn-products' 2.4M x 100 ~6 GB."""
+    from gnngmm.encoders.propagation import csr_tensor, mean_adjacency
 
     n, d = z.shape
+    chunk_cols = chunk_cols or max(1, (1 << 25) // max(1, n))
     adj = mean_adjacency(edge_index.cpu(), n)
+    adj = csr_tensor(adj.crow_indices(), adj.col_indices(), adj.values().double(), (n, n)).to(z.device)
     # the average node, in float64 (a float32 mean drifts at millions of rows), by column blocks too
     offset = torch.cat([z[:, c : c + chunk_cols].double().mean(0) for c in range(0, d, chunk_cols)]) if center else None
     dot = torch.zeros(n, dtype=torch.float64, device=z.device)
