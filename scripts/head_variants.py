@@ -27,20 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from gnngmm import GNNGMM  # noqa: E402
 from gnngmm.data import GraphDataModule  # noqa: E402
+from gnngmm.encoders.propagation import normalized_adjacency  # noqa: E402
 from gnngmm.metrics import clustering_metrics  # noqa: E402
 from gnngmm.mixture import GaussianMixture  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
-
-
-def gcn_operator(edge_index: torch.Tensor, n: int) -> torch.Tensor:
-    """``D^-1/2 (A + I) D^-1/2`` as a CSR matrix."""
-    loops = torch.arange(n)
-    row, col = torch.cat([edge_index[0], loops]), torch.cat([edge_index[1], loops])
-    deg = torch.zeros(n).index_add_(0, row, torch.ones(row.numel()))
-    weight = deg[row].rsqrt() * deg[col].rsqrt()
-    return torch.sparse_coo_tensor(torch.stack([row, col]), weight, (n, n)).coalesce().to_sparse_csr()
 
 
 def warm_refit(z: torch.Tensor, resp: torch.Tensor, covariance_type: str) -> torch.Tensor:
@@ -83,7 +75,7 @@ def main(argv=None) -> None:
                          normalize_features=settings.get("normalize_features", "row"))
     dm.setup("fit")
     data, y = dm.data, dm.labels.y
-    adjacency = gcn_operator(data.edge_index, data.num_nodes)
+    adjacency = normalized_adjacency(data.edge_index, data.num_nodes)  # D^-1/2 (A + I) D^-1/2
     scores: dict[str, list[tuple[float, float]]] = {}
     for path in models:
         for name, pred in variants(GNNGMM.load(path), data, adjacency).items():

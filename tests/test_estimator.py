@@ -260,7 +260,9 @@ def test_head_variants_script_derives_partitions_from_a_fitted_model(fitted, cor
     spec = importlib.util.spec_from_file_location("head_variants", ROOT / "scripts" / "head_variants.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    out = script.variants(fitted, cora, script.gcn_operator(cora.edge_index, cora.num_nodes))
+    from gnngmm.encoders.propagation import normalized_adjacency
+
+    out = script.variants(fitted, cora, normalized_adjacency(cora.edge_index, cora.num_nodes))
     assert {"final (as trained)", "warm diag", "fresh isotropic", "embedding smoothed, t=2"} <= set(out)
     assert all(tuple(pred.shape) == (cora.num_nodes,) for pred in out.values())
     assert torch.equal(out["final (as trained)"], fitted.predict(cora))

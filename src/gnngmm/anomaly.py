@@ -34,15 +34,15 @@ def _standardize(v: Tensor) -> Tensor:
     return (v - v.mean()) / v.std().clamp_min(1e-12)
 
 
-def neighbor_mean(z: Tensor, edge_index: Tensor, adj: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def neighbor_mean(z: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
     """``(mean of z over each node's in-neighbours, in-degree)`` by one sparse product on the
     int32 CSR of :func:`~gnngmm.encoders.propagation.mean_adjacency`: no (E, d) tensor of
     per-edge rows and no COO copy of the edge list (at ogbn-products' 124M edges the COO route
-    held ~6 GB more at the run's peak). ``adj``: that CSR, when the caller already built it."""
+    held ~6 GB more at the run's peak)."""
     from gnngmm.encoders.propagation import csr_tensor, mean_adjacency, propagate
 
     n = z.shape[0]
-    adj = mean_adjacency(edge_index.cpu(), n) if adj is None else adj
+    adj = mean_adjacency(edge_index.cpu(), n)
     crow = adj.crow_indices()
     count = (crow[1:] - crow[:-1]).to(z.dtype)
     adj = csr_tensor(crow, adj.col_indices(), adj.values().to(z.dtype), (n, n)).to(z.device)
@@ -55,12 +55,14 @@ def neighbor_inconsistency(z: Tensor, edge_index: Tensor, center: bool = False, 
     at a time (the dot products and norms are sums over columns; default: ~256 MB of float64 per
     block), so wide or long features never exist as a whole float64 copy: Coauthor CS's 6,805
     columns held ~5 GB more at once, ogbn-products' 2.4M x 100 ~6 GB."""
-    from gnngmm.encoders.propagation import csr_tensor, mean_adjacency
+    from gnngmm.encoders.propagation import csr_tensor, mean_adjacency, propagate
 
     n, d = z.shape
     chunk_cols = chunk_cols or max(1, (1 << 25) // max(1, n))
     adj = mean_adjacency(edge_index.cpu(), n)
-    adj = csr_tensor(adj.crow_indices(), adj.col_indices(), adj.values().double(), (n, n)).to(z.device)
+    crow = adj.crow_indices()
+    count = (crow[1:] - crow[:-1]).to(z.device)
+    adj = csr_tensor(crow, adj.col_indices(), adj.values().double(), (n, n)).to(z.device)
     # the average node, in float64 (a float32 mean drifts at millions of rows), by column blocks too
     offset = torch.cat([z[:, c : c + chunk_cols].double().mean(0) for c in range(0, d, chunk_cols)]) if center else None
     dot = torch.zeros(n, dtype=torch.float64, device=z.device)
@@ -69,7 +71,7 @@ def neighbor_inconsistency(z: Tensor, edge_index: Tensor, center: bool = False, 
         block = z[:, c : c + chunk_cols].double()  # the caller's own columns when z is float64
         if offset is not None:
             block = block - offset[c : c + chunk_cols]
-        mean, count = neighbor_mean(block, edge_index, adj)
+        mean = propagate(adj, block)
         dot += (block * mean).sum(1)
         own += block.square().sum(1)
         theirs += mean.square().sum(1)

@@ -97,8 +97,7 @@ class EmbeddingTransform:
         self.scale_ = None
         if self.standardize:
             # two passes (mean, then squared deviations) as torch.std does, for the same digits
-            width = self.components_.shape[1] if self.components_ is not None else dim
-            total = torch.zeros(width, dtype=torch.float64, device=h.device)
+            total = torch.zeros(self._width(dim), dtype=torch.float64, device=h.device)
             for i in range(0, n, chunk_rows):
                 total += self._project(h[i : i + chunk_rows].double()).sum(0)
             mean = total / max(1, n)
@@ -110,8 +109,12 @@ class EmbeddingTransform:
         return self
 
     def _project(self, h: Tensor) -> Tensor:
+        """Centred and, with PCA, projected: the part of the map before scaling and L2."""
         z = h - self.mean_.to(h)
         return z @ self.components_.to(h) if self.components_ is not None else z
+
+    def _width(self, dim: int) -> int:
+        return self.components_.shape[1] if self.components_ is not None else dim
 
     @torch.no_grad()
     def transform_rows(self, h: Tensor, chunk_rows: int = 65536) -> Tensor:
@@ -119,8 +122,7 @@ class EmbeddingTransform:
         (one float64 output and no full-size temporaries: the full-graph refit's input)."""
         if not self.is_fitted:
             raise RuntimeError("EmbeddingTransform is not fitted")
-        width = self.components_.shape[1] if self.components_ is not None else h.shape[1]
-        out = torch.empty(h.shape[0], width, dtype=torch.float64, device=h.device)
+        out = torch.empty(h.shape[0], self._width(h.shape[1]), dtype=torch.float64, device=h.device)
         for i in range(0, h.shape[0], chunk_rows):
             out[i : i + chunk_rows] = self(h[i : i + chunk_rows].double())
         return out
@@ -129,9 +131,7 @@ class EmbeddingTransform:
         """Differentiable in ``h``; returns ``h``'s dtype."""
         if not self.is_fitted:
             raise RuntimeError("EmbeddingTransform is not fitted")
-        z = h - self.mean_.to(h)
-        if self.components_ is not None:
-            z = z @ self.components_.to(h)
+        z = self._project(h)
         if self.scale_ is not None:
             z = z / self.scale_.to(h)
         if self.l2:
