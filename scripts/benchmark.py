@@ -90,22 +90,26 @@ TASKS = {
 }
 
 
-def run_one(task: str, dataset: str, method: str, seed: int, runs: Path, threads: int) -> dict:
-    _, methods, keys = TASKS[task]
-    run_dir = runs / dataset / method / f"seed{seed}"
+def train_run(overrides: list[str], run_dir: Path, threads: int) -> dict:
+    """``python train.py <overrides>`` into ``run_dir`` in its own process (reused when its
+    ``metrics.json`` exists); the run's metrics."""
     metrics_file = run_dir / "metrics.json"
     if not metrics_file.exists():
         cmd = [
-            sys.executable, "train.py", *methods[method](dataset), f"seed={seed}", "logger=none", "callbacks=none",
-            "save_pictures=false", "trainer.enable_progress_bar=false", f"num_threads={threads}",
-            f"hydra.run.dir={run_dir}",
+            sys.executable, "train.py", *overrides, "logger=none", "callbacks=none", "save_pictures=false",
+            "trainer.enable_progress_bar=false", f"num_threads={threads}", f"hydra.run.dir={run_dir}",
         ]
         start = time.perf_counter()
         result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if result.returncode != 0 or not metrics_file.exists():
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stderr[-3000:]}")
-        print(f"  {dataset} {method} seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
-    metrics = json.loads(metrics_file.read_text())
+        print(f"  {run_dir}: {time.perf_counter() - start:.0f} s", flush=True)
+    return json.loads(metrics_file.read_text())
+
+
+def run_one(task: str, dataset: str, method: str, seed: int, runs: Path, threads: int) -> dict:
+    _, methods, keys = TASKS[task]
+    metrics = train_run([*methods[method](dataset), f"seed={seed}"], runs / dataset / method / f"seed{seed}", threads)
     return {"task": task, "dataset": dataset, "method": method, "seed": seed, **{k: metrics.get(k) for k in keys}}
 
 

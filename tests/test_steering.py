@@ -9,7 +9,7 @@ from gnngmm.data.synthetic import planted_partition
 from gnngmm.encoders import GNNEncoder
 from gnngmm.errors import InputError
 from gnngmm.objectives import NS4GC
-from gnngmm.steering import component_contrast, different_component_weights, self_training
+from gnngmm.steering import component_contrast, component_dilation, different_component_weights, self_training
 
 
 def one_hot(labels, k):
@@ -77,6 +77,23 @@ def test_self_training_sharpens_the_responsibilities():
     assert float(torch.softmax(logits.detach(), 1).max(1).values.mean()) > float(before) + 0.05
 
 
+def test_dilation_is_minus_the_mean_squared_distance_between_centres_and_pushes_them_apart():
+    t = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
+    r = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])  # third component empty
+    # centres (1, 0) and (0, 2): squared distance 5, one pair (the empty component is left out)
+    assert float(component_dilation(t, r)) == pytest.approx(-5.0)
+    torch.manual_seed(0)
+    x = torch.randn(60, 3, requires_grad=True)
+    r = torch.eye(3).repeat_interleave(20, 0)
+    before = float(component_dilation(x.detach(), r))
+    optimizer = torch.optim.SGD([x], lr=20.0)  # a node gets 1/20 of its centre's gradient
+    for _ in range(5):
+        optimizer.zero_grad()
+        component_dilation(x, r).backward()
+        optimizer.step()
+    assert float(component_dilation(x.detach(), r)) < before - 1.0
+
+
 def test_an_unknown_steer_fails_with_one_line(make_cfg):
     from gnngmm.train import train
 
@@ -84,7 +101,7 @@ def test_an_unknown_steer_fails_with_one_line(make_cfg):
         train(make_cfg("gmm.steer=bogus"))
 
 
-@pytest.mark.parametrize("steer", ["false_negatives", "contrast", "self_training"])
+@pytest.mark.parametrize("steer", ["false_negatives", "contrast", "self_training", "dilation"])
 def test_every_steer_trains_and_changes_the_run(make_cfg, steer):
     from gnngmm.train import train
 

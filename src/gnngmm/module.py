@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from gnngmm.embedding import EmbeddingTransform
 from gnngmm.mixture import GaussianMixture
 from gnngmm.objectives.base import Objective, seed_count
-from gnngmm.steering import component_contrast, edge_drop_scale, responsibilities, self_training
+from gnngmm.steering import component_contrast, component_dilation, edge_drop_scale, responsibilities, self_training
 
 
 class GNNGMMModule(L.LightningModule):
@@ -142,6 +142,12 @@ class GNNGMMModule(L.LightningModule):
         if steering and self.steer in ("contrast", "self_training") and len(out.views) >= 2:
             r1, r2 = (self.assign(v) for v in out.views[:2])
             term = component_contrast(r1, r2) if self.steer == "contrast" else self_training(r1, r2)
+            loss = loss + self.steer_weight * term.to(loss.dtype)
+            self.log("train/steer", term, on_step=False, on_epoch=True, batch_size=1)
+        if steering and self.steer == "dilation":
+            self.gmm.to(self.device)
+            views = out.views or (out.embedding,)
+            term = sum(component_dilation(self.transform(v), self.assign(v)) for v in views) / len(views)
             loss = loss + self.steer_weight * term.to(loss.dtype)
             self.log("train/steer", term, on_step=False, on_epoch=True, batch_size=1)
         if active:

@@ -18,6 +18,10 @@ every term is differentiable in the embeddings only.
   with the chance that its ends lie in different components (the last refit's responsibilities),
   same mean rate; ``steer_weight`` in [0, 1] mixes uniform (0) and component-driven (1) dropping
   (:func:`edge_drop_scale`).
+- ``dilation``: the components' centres, recomputed from the step's embeddings with the
+  mixture's responsibilities held fixed, are pushed apart (mean squared distance between centres,
+  Dink-Net's dilation loss, Liu et al., ICML 2023): the reward for separating components that
+  the NLL pull alone does not give (:func:`component_dilation`).
 
 Shapes: ``r`` is ``(n, K)``, rows summing to one.
 """
@@ -29,7 +33,7 @@ import math
 import torch
 from torch import Tensor
 
-STEER = ("none", "false_negatives", "contrast", "self_training", "augment")
+STEER = ("none", "false_negatives", "contrast", "self_training", "augment", "dilation")
 
 
 def responsibilities(gmm, transform, h: Tensor) -> Tensor:
@@ -75,6 +79,22 @@ def self_training(r1: Tensor, r2: Tensor) -> Tensor:
         p = q**2 / q.sum(0).clamp_min(1e-12)
         p = p / p.sum(1, keepdim=True)
     return (p * (p.clamp_min(1e-12).log() - q.clamp_min(1e-12).log())).sum(1).mean()
+
+
+def component_dilation(t: Tensor, r: Tensor) -> Tensor:
+    """Minus the mean squared distance between the ``K`` component centres ``c_k = sum_i r_ik t_i /
+    sum_i r_ik`` of the embeddings ``t`` ``(n, D)`` (as the mixture sees them); ``r`` ``(n, K)`` is
+    treated as fixed. Empty components are left out."""
+    r = r.detach().to(t.dtype)
+    mass = r.sum(0)
+    keep = mass > 1e-6
+    centres = (r[:, keep].T @ t) / mass[keep, None]  # (K', D)
+    k = centres.shape[0]
+    if k < 2:
+        return t.sum() * 0.0
+    sq = (centres * centres).sum(1)
+    pairwise = sq[:, None] + sq[None, :] - 2.0 * centres @ centres.T  # zero diagonal
+    return -pairwise.sum() / (k * (k - 1))
 
 
 def _entropy(p: Tensor) -> Tensor:

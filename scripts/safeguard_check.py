@@ -1,0 +1,112 @@
+"""The safeguard (``gmm.keep_best``) on runs that decline, and what it costs on runs that do not.
+
+    python scripts/safeguard_check.py                      # 5 seeds; reads logs/benchmark for part 2
+    python scripts/safeguard_check.py --seeds 3 --benchmark /tmp/b/runs
+
+1. **A provoked decline** on a graph whose labels we made: a degree-corrected planted partition
+   (8,000 nodes, 5 blocks, heavy-tailed degrees) trained as a new user trains a graph that no
+   experiment was tuned for, with the closest experiment's settings (``experiment=cs
+   data=planted``, Coauthor-CS's NS4GC settings). Its NMI peaks in the first 30 epochs and then
+   falls through pretraining, as issue 16 reports on a co-authorship graph. Every seed runs with
+   the safeguard off (``gmm.keep_best=null``) and on (the default).
+2. **Its cost on the development graphs**: the runs ``scripts/benchmark.py`` left (every refit's
+   modularity is in their ``history.csv``): how far each run ended under its best refit, and
+   whether the safeguard fired.
+
+Labels only score the runs. Prints Markdown (the tables of docs/experiments.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchmark import ROOT, train_run  # noqa: E402
+
+PLANTED = [
+    "experiment=cs", "data=planted", "data.num_classes=5", "data.planted.generator=dcsbm",
+    "data.planted.num_nodes=8000", "data.planted.avg_degree=14", "data.planted.homophily=0.7",
+    "data.planted.feature_signal=0.3",
+]
+SETTINGS = {"off": ["gmm.keep_best=null"], "on": []}
+
+
+def history(run_dir: Path) -> list[dict]:
+    with open(run_dir / "history.csv") as f:
+        return [{k: float(v) for k, v in row.items() if k != "cluster_sizes" and v != ""} for row in csv.DictReader(f)]
+
+
+def drop(rows: list[dict]) -> float:
+    """How far (relative) the last refit's modularity ended under the best refit's."""
+    best = max(r["gmm/modularity"] for r in rows)
+    return 1.0 - rows[-1]["gmm/modularity"] / best
+
+
+def provoked(seeds: int, runs: Path, threads: int) -> list[str]:
+    lines = [
+        f"Provoked decline: `python train.py {' '.join(PLANTED)} seed=S` with `gmm.keep_best=null` (off) and "
+        "without (on, the default `0.05`).",
+        "",
+        "| seed | peak NMI (epoch) | modularity: best refit -> last | off: NMI / ARI | on: NMI / ARI | restored epoch |",
+        "|---|---|---|---|---|---|",
+    ]
+    scores = {name: [] for name in SETTINGS}
+    for seed in range(seeds):
+        out = {name: train_run([*PLANTED, *extra, f"seed={seed}"], runs / name / f"seed{seed}", threads)
+               for name, extra in SETTINGS.items()}
+        rows = history(runs / "off" / f"seed{seed}")
+        peak = max(rows, key=lambda r: r["nmi"])
+        best = max(rows, key=lambda r: r["gmm/modularity"])
+        for name in SETTINGS:
+            scores[name].append((out[name]["nmi"], out[name]["ari"]))
+        lines.append(
+            f"| {seed} | {peak['nmi']:.4f} ({int(peak['epoch'])}) | {best['gmm/modularity']:.4f} -> "
+            f"{rows[-1]['gmm/modularity']:.4f} ({100 * drop(rows):.0f}% drop) | {out['off']['nmi']:.4f} / "
+            f"{out['off']['ari']:.4f} | {out['on']['nmi']:.4f} / {out['on']['ari']:.4f} | "
+            f"{out['on'].get('restored_epoch')} |"
+        )
+    mean = {name: [_pm([s[i] for s in v]) for i in (0, 1)] for name, v in scores.items()}
+    lines.append(f"| mean | | | {mean['off'][0]} / {mean['off'][1]} | {mean['on'][0]} / {mean['on'][1]} | |")
+    return lines
+
+
+def development(benchmark: Path) -> list[str]:
+    lines = [
+        f"Development graphs: the `gnngmm` runs of `scripts/benchmark.py` under `{benchmark}`.",
+        "",
+        "| dataset | runs | safeguard fired | modularity drop at the end: mean / largest | threshold |",
+        "|---|---|---|---|---|",
+    ]
+    for dataset in ("cora", "citeseer", "photo", "cs"):
+        dirs = sorted(p.parent for p in (benchmark / dataset / "gnngmm").glob("seed*/metrics.json"))
+        if not dirs:
+            continue
+        drops = [drop(history(d)) for d in dirs]
+        fired = sum(json.loads((d / "metrics.json").read_text()).get("restored_epoch") is not None for d in dirs)
+        lines.append(f"| {dataset} | {len(dirs)} | {fired} | {100 * statistics.fmean(drops):.2f}% / "
+                     f"{100 * max(drops):.2f}% | 5% |")
+    return lines
+
+
+def _pm(values: list[float]) -> str:
+    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--runs", default=str(ROOT / "logs" / "safeguard"), help="where the planted runs go (reused)")
+    p.add_argument("--benchmark", default=str(ROOT / "logs" / "benchmark"), help="scripts/benchmark.py's --runs")
+    args = p.parse_args(argv)
+    print("\n".join([*provoked(args.seeds, Path(args.runs), args.threads), "", *development(Path(args.benchmark))]))
+
+
+if __name__ == "__main__":
+    main()
