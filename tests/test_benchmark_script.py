@@ -45,3 +45,37 @@ def test_injected_validation_graphs_are_benchmark_datasets():
     assert args[0] == "experiment=cora" and "data.inject.structural_cliques=5" in args
     assert args[-1] == "anomaly_score=combined_max"  # the method's score wins over the dataset's
     assert bench.ANOMALY_METHODS["gnngmm"]("bond_reddit") == ["experiment=bond_reddit"]
+
+
+def load_safeguard_check():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    spec = importlib.util.spec_from_file_location("safeguard_check", ROOT / "scripts" / "safeguard_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_safeguard_check_composes_its_planted_runs_and_reports_them(tmp_path, monkeypatch, make_cfg):
+    check = load_safeguard_check()
+    cfg = make_cfg(*check.PLANTED, small=False)  # a new graph with the closest experiment's settings
+    assert cfg.data.name == "planted" and cfg.data.planted.generator == "dcsbm" and cfg.objective.s == 0.4
+    assert make_cfg(*check.GRAPH, small=False).objective.s == 0.6  # the defaults
+
+    def fake_run(overrides, run_dir, threads):  # modularity falls 40% after epoch 9 when unguarded
+        run_dir.mkdir(parents=True)
+        (run_dir / "history.csv").write_text("epoch,cluster_sizes,gmm/modularity,nmi\n9,1;2,0.5,0.7\n219,1;2,0.3,0.45\n")
+        guarded = "gmm.keep_best=null" not in overrides
+        return {"nmi": 0.7 if guarded else 0.45, "ari": 0.75, "restored_epoch": 9 if guarded else None}
+
+    monkeypatch.setattr(check, "train_run", fake_run)
+    table = check.provoked(2, tmp_path / "runs", 1)
+    assert "| 0 | 0.7000 (9) | 0.5000 -> 0.3000 (40% drop) | 0.4500 / 0.7500 | 0.7000 / 0.7500 | 9 | 0.7000 / 0.7500 |" in table
+    assert table[-1].startswith("| mean | | | 0.4500 ± 0.0000 / 0.7500 ± 0.0000 | 0.7000 ± 0.0000")
+
+    bench = tmp_path / "bench" / "cora" / "gnngmm" / "seed0"
+    bench.mkdir(parents=True)
+    (bench / "history.csv").write_text("epoch,cluster_sizes,gmm/modularity,nmi\n9,1;2,0.70,0.5\n219,1;2,0.693,0.6\n")
+    (bench / "metrics.json").write_text('{"restored_epoch": null}')
+    assert check.development(tmp_path / "bench")[-1] == "| cora | 1 | 0 | 1.00% / 1.00% | 5% |"

@@ -270,3 +270,19 @@ def test_head_variants_script_derives_partitions_from_a_fitted_model(fitted, cor
     # warm refits keep the components' order, so their partitions line up with the trained one
     assert min(agree["warm diag"], agree["warm spherical"], agree["warm full"]) > 0.9
     assert agree["responsibilities smoothed, t=4"] < 1.0  # four smoothing steps move some nodes
+
+
+def test_row_summaries_equal_the_whole_table_formulas_in_any_blocking():
+    from gnngmm.estimator import row_summaries
+
+    torch.manual_seed(0)
+    log_prob = torch.randn(1000, 5, dtype=torch.float64) * 10
+    log_norm = torch.logsumexp(log_prob, 1)
+    log_resp = log_prob - log_norm[:, None]
+    resp = log_resp.exp()
+    for rows in (77, 1000, 1 << 16):
+        cluster, max_resp, entropy, norm = row_summaries(log_prob, rows=rows)
+        assert torch.equal(cluster, resp.argmax(1))
+        torch.testing.assert_close(max_resp, resp.max(1).values, rtol=0, atol=1e-15)
+        torch.testing.assert_close(entropy, -(resp * log_resp).sum(1), rtol=0, atol=1e-12)
+        torch.testing.assert_close(norm, log_norm, rtol=0, atol=1e-12)

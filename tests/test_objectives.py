@@ -107,3 +107,18 @@ def test_soft_similarity_sum_equals_the_composed_ops_and_their_gradient(weighted
     torch.testing.assert_close(fused, composed, rtol=0, atol=1e-12)
     for mine, ref in zip(torch.autograd.grad(fused, (a, b)), torch.autograd.grad(composed, (a, b))):
         torch.testing.assert_close(mine, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_every_fresh_fit_during_training_makes_gmm_n_init_restarts(make_cfg, monkeypatch):
+    """gmm.n_init (EM restarts, best log-likelihood wins) holds for the first fit and the reseed
+    before the GMM term, not only for a final fresh fit."""
+    from gnngmm.mixture import GaussianMixture
+    from gnngmm.train import train
+
+    fresh = []
+    original = GaussianMixture.fit
+    monkeypatch.setattr(GaussianMixture, "fit", lambda self, X, y=None: (
+        fresh.append(self.n_init) if not self.warm_start else None, original(self, X, y))[1])
+    train(make_cfg("gmm.n_init=3", "trainer.max_epochs=4", "gmm.refit_every_n_epochs=1", "gmm.loss_start_epoch=2",
+                   "gmm.reseed_at_loss_start=true"))
+    assert len(fresh) >= 2 and set(fresh) == {3}

@@ -119,7 +119,8 @@ def refit(
 
     Candidates: the warm start (one M-step from ``module.resp`` on the new embedding, then EM for
     up to ``max_iter`` iterations) when ``warm`` and it matches, and a fresh fit with
-    ``fresh_inits`` initialisations (k-means, or ``init_params``); the best lower bound wins.
+    ``max(fresh_inits, gmm.n_init)`` initialisations (k-means, or ``init_params``); the best lower
+    bound wins.
     With no usable warm start a fresh fit always runs. With ``k_range`` (``n_clusters="auto"``)
     and no warm start or fresh initialisations requested, K is first chosen by ``k_criterion``.
     """
@@ -145,7 +146,7 @@ def refit(
             gmm.fit(z_local)
         candidates.append(gmm.state_dict())
     if bic_table is None and (fresh_inits > 0 or not candidates):
-        fresh = gmm.clone(max_iter=max_iter, n_init=max(1, fresh_inits), warm_start=False, comm=comm).fit(z_local)
+        fresh = gmm.clone(max_iter=max_iter, n_init=max(1, fresh_inits, gmm.n_init), warm_start=False, comm=comm).fit(z_local)
         candidates.append(fresh.state_dict())
     if candidates:
         gmm.load_state_dict(max(candidates, key=lambda s: s["lower_bound_"]))
