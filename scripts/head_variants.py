@@ -11,7 +11,7 @@ derives partitions from its embedding and responsibilities: the responsibilities
 graph (``Â^t r``), the embedding smoothed (``Â^t z``, renormalised, mixture refit warm), the
 mixture refit warm as diag / spherical / full, a fresh isotropic fit from a k-means basin, fresh
 fits on other inputs (the encoder output centred before L2; the hidden and output layers side by
-side). With ``--restarts R``: R fresh fits from one k-means++ seeding each, and the one a
+side; the hidden layer alone). With ``--restarts R``: R fresh fits from one k-means++ seeding each, and the one a
 label-free rule keeps (highest log-likelihood, highest modularity on the graph) beside the best by
 labels (a ceiling, not a method). Labels only score them (mean NMI / ARI over the seeds, one line
 each).
@@ -69,6 +69,7 @@ def variants(est: GNNGMM, data, adjacency) -> dict[str, torch.Tensor]:
     if hidden is not None:
         both = torch.cat([normalize(hidden, dim=1), normalize(h, dim=1)], 1) / 2**0.5
         out["fresh, hidden and output layers side by side"] = fresh_fit(both, resp.shape[1])
+        out["fresh, hidden layer alone"] = fresh_fit(normalize(hidden, dim=1), resp.shape[1])
     return out
 
 
