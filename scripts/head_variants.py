@@ -1,5 +1,5 @@
 """Other final partitions from the same trained embeddings: does the head, or smoothing over the
-graph, leave NMI on the table? (docs/experiments.md, rows 7-8 and 12-13)
+graph, leave NMI on the table? (docs/experiments.md: rows 7-8, "Where the quality is made")
 
     python scripts/benchmark.py --datasets cora --methods gnngmm --seeds 10 --runs RUNS
     python scripts/head_variants.py RUNS cora
@@ -11,10 +11,10 @@ derives partitions from its embedding and responsibilities: the responsibilities
 graph (``Â^t r``), the embedding smoothed (``Â^t z``, renormalised, mixture refit warm), the
 mixture refit warm as diag / spherical / full, a fresh isotropic fit from a k-means basin, fresh
 fits on other inputs (the encoder output centred before L2; the hidden and output layers side by
-side; the hidden layer alone). With ``--restarts R``: R fresh fits from one k-means++ seeding each, and the one a
-label-free rule keeps (highest log-likelihood, highest modularity on the graph) beside the best by
-labels (a ceiling, not a method). Labels only score them (mean NMI / ARI over the seeds, one line
-each).
+side; the hidden layer alone). With ``--restarts R``: R fresh fits from one k-means++ seeding
+each, and the one a label-free rule keeps (highest log-likelihood, highest modularity on the
+graph) beside the best by labels (a ceiling, not a method). Labels only score them (mean NMI /
+ARI over the seeds, one line each).
 """
 
 from __future__ import annotations

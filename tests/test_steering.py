@@ -212,3 +212,13 @@ def test_edge_mask_drops_each_edge_at_its_scaled_rate():
     kept = edge_mask(batch, 0.3, scale).float().reshape(-1, 3).mean(0)
     assert kept[0] == 1.0  # edges inside a component are never dropped at weight 1
     torch.testing.assert_close(kept[1:], torch.tensor([0.7, 0.4]), atol=0.02, rtol=0)
+
+
+@pytest.mark.parametrize("objective", ["dgi", "gae"])
+def test_dilation_steers_objectives_without_two_views(make_cfg, objective):
+    from gnngmm.train import train
+
+    common = (f"objective={objective}", "gmm.loss_start_epoch=2", "trainer.max_epochs=4", "gmm.kmeans_n_init=3")
+    plain = train(make_cfg(*common))
+    steered = train(make_cfg(*common, "gmm.steer=dilation", "gmm.steer_weight=5.0", "overwrite=true"))
+    assert steered["gmm_log_likelihood"] != plain["gmm_log_likelihood"]

@@ -146,7 +146,8 @@ class GNNGMMModule(L.LightningModule):
             self.log("train/steer", term, on_step=False, on_epoch=True, batch_size=1)
         if steering and self.steer == "dilation":
             self.gmm.to(self.device)
-            views = out.views or (out.embedding,)
+            views = out.views or ((out.embedding,) if out.embedding is not None
+                                  else (self.encoder(batch.x, batch.edge_index)[: seed_count(batch)],))
             term = sum(component_dilation(self.transform(v), self.assign(v)) for v in views) / len(views)
             loss = loss + self.steer_weight * term.to(loss.dtype)
             self.log("train/steer", term, on_step=False, on_epoch=True, batch_size=1)
