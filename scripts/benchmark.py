@@ -53,9 +53,6 @@ def anomaly_experiment(ds: str) -> list[str]:
     return [*INJECTED[ds], "anomaly_score=combined"] if ds in INJECTED else [f"experiment={ds}"]
 
 
-STAGE1_EPOCHS = {"citeseer": 50}  # each experiment's epochs before its 20-epoch GMM phase
-
-
 ANOMALY_METHODS = {
     "gnngmm": anomaly_experiment,  # the combined score
     "gnngmm-nll": lambda ds: [*anomaly_experiment(ds), "anomaly_score=nll"],
@@ -69,7 +66,7 @@ METHODS = {
     "gnngmm-defaults": lambda ds: [f"data={ds}"],
     # stage 1 alone (NS4GC pretraining, then one fresh fit of the head): what the GMM phase adds
     "gnngmm-stage1": lambda ds: [f"experiment={ds}", "gmm.finetune_epochs=0",
-                                 f"trainer.max_epochs={STAGE1_EPOCHS.get(ds, 200)}"],
+                                 f"trainer.max_epochs={stage1_epochs(ds)}"],
     # training-free baselines, the same kind of head and no training: SSGC features (K=8,
     # alpha=0.05) with each node's row L2-normalised (without it a PCA follows the nodes with the
     # most words: Photo NMI 0.35), PCA-64 + L2, an isotropic GMM from a 10-restart k-means basin;
@@ -78,6 +75,17 @@ METHODS = {
     "ssgc-gmm": lambda ds: [*_training_free(ds), "gmm.embedding.pca_dim=64"],
     "spectral-gmm": lambda ds: [*_training_free(ds), "gmm.embedding.pca_dim=${gmm.k}"],
 }
+
+
+def stage1_epochs(ds: str) -> int:
+    """The epochs before ``experiment=<ds>``'s GMM phase, from its composed config."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={ds}"])
+    return int(cfg.trainer.max_epochs) - int(cfg.gmm.finetune_epochs)
 
 
 def _training_free(ds: str) -> list[str]:

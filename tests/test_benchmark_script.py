@@ -79,3 +79,9 @@ def test_safeguard_check_composes_its_planted_runs_and_reports_them(tmp_path, mo
     (bench / "history.csv").write_text("epoch,cluster_sizes,gmm/modularity,nmi\n9,1;2,0.70,0.5\n219,1;2,0.693,0.6\n")
     (bench / "metrics.json").write_text('{"restored_epoch": null}')
     assert check.development(tmp_path / "bench")[-1] == "| cora | 1 | 0 | 1.00% / 1.00% | 5% |"
+
+
+def test_stage1_ablation_stops_where_each_experiments_gmm_phase_starts():
+    bench = load_benchmark()
+    assert bench.METHODS["gnngmm-stage1"]("citeseer")[-1] == "trainer.max_epochs=50"  # 70 - 20
+    assert bench.METHODS["gnngmm-stage1"]("cora")[-1] == "trainer.max_epochs=200"  # 220 - 20

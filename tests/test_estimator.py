@@ -273,7 +273,7 @@ def test_head_variants_script_derives_partitions_from_a_fitted_model(fitted, cor
 
 
 def test_row_summaries_equal_the_whole_table_formulas_in_any_blocking():
-    from gnngmm.estimator import row_summaries
+    from gnngmm.head import row_summaries
 
     torch.manual_seed(0)
     log_prob = torch.randn(1000, 5, dtype=torch.float64) * 10

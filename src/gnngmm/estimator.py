@@ -37,7 +37,7 @@ from gnngmm.data.datamodule import LOADERS, GraphDataModule
 from gnngmm.data.transforms import FEATURE_NORMS
 from gnngmm.embedding import EmbeddingTransform
 from gnngmm.errors import InputError
-from gnngmm.head import HeadResult, refit
+from gnngmm.head import HeadResult, refit, row_summaries
 from gnngmm.mixture import COVARIANCE_TYPES, EXTRA_COVARIANCE_TYPES, GaussianMixture
 from gnngmm.mixture.criteria import CRITERIA
 from gnngmm.steering import STEER
@@ -112,19 +112,6 @@ def _library_call(verbose: bool):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def row_summaries(log_prob: torch.Tensor, rows: int = 1 << 16) -> tuple[torch.Tensor, ...]:
-    """``(N,)`` most responsible component, its responsibility, the responsibilities' entropy and
-    the log-density of every row of an ``(N, K)`` table of ``log(weight_k p_k(z_i))``, a block of
-    rows at a time: no ``(N, K)`` temporary (ogbn-products: 0.9 GB each, in float64)."""
-    parts = []
-    for block in log_prob.split(rows):
-        log_norm = torch.logsumexp(block, 1)
-        log_resp = block - log_norm[:, None]
-        best, cluster = log_resp.max(1)
-        parts.append((cluster, best.exp(), -(log_resp.exp() * log_resp).sum(1), log_norm))
-    return tuple(torch.cat(column) for column in zip(*parts))
 
 
 class GNNGMM:

@@ -100,6 +100,19 @@ def summarise(gmm: GaussianMixture, z_all: Tensor, comm) -> tuple[HeadResult, Te
     return result, resp
 
 
+def row_summaries(log_prob: Tensor, rows: int = 1 << 16) -> tuple[Tensor, ...]:
+    """``(N,)`` most responsible component, its responsibility, the responsibilities' entropy and
+    the log-density of every row of an ``(N, K)`` table of ``log(weight_k p_k(z_i))``, a block of
+    rows at a time: no ``(N, K)`` temporary (ogbn-products: 0.9 GB each, in float64)."""
+    parts = []
+    for block in log_prob.split(rows):
+        log_norm = torch.logsumexp(block, 1)
+        log_resp = block - log_norm[:, None]
+        best, cluster = log_resp.max(1)
+        parts.append((cluster, best.exp(), -(log_resp.exp() * log_resp).sum(1), log_norm))
+    return tuple(torch.cat(column) for column in zip(*parts))
+
+
 def select_components(
     gmm: GaussianMixture, z_local: Tensor, k_range, criterion: str = "bic"
 ) -> tuple[GaussianMixture, list[dict]]:

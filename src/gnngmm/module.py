@@ -145,26 +145,31 @@ class GNNGMMModule(L.LightningModule):
             loss = loss + self.steer_weight * term.to(loss.dtype)
             self.log("train/steer", term, on_step=False, on_epoch=True, batch_size=1)
         if steering and self.steer == "dilation":
-            self.gmm.to(self.device)
-            views = out.views or ((out.embedding,) if out.embedding is not None
-                                  else (self.encoder(batch.x, batch.edge_index)[: seed_count(batch)],))
-            term = sum(component_dilation(self.transform(v), self.assign(v)) for v in views) / len(views)
+            views = out.views or (self.clean_embedding(out, batch),)
+            with torch.no_grad():  # the responsibilities are held fixed
+                resp = [self.assign(v) for v in views]
+            term = sum(component_dilation(self.transform(v), r) for v, r in zip(views, resp)) / len(views)
             loss = loss + self.steer_weight * term.to(loss.dtype)
             self.log("train/steer", term, on_step=False, on_epoch=True, batch_size=1)
         if active:
             self.gmm.to(self.device)
             if self.gmm_loss_on == "views" and out.views:
                 embeddings = out.views
-            elif out.embedding is not None:
-                embeddings = (out.embedding,)
             else:
-                embeddings = (self.encoder(batch.x, batch.edge_index)[: seed_count(batch)],)
+                embeddings = (self.clean_embedding(out, batch),)
             nll = sum(-self.gmm.score_samples(self.transform(e)).mean() for e in embeddings) / len(embeddings)
             scale = self.gmm.mean_variance() if self.gmm_loss_scale_free else 1.0
             loss = loss + self.gmm_loss_weight * scale * nll.to(loss.dtype)
             self.log("train/gmm_nll", nll, on_step=False, on_epoch=True, batch_size=1)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=1)
         return loss
+
+    def clean_embedding(self, out, batch) -> Tensor:
+        """The seed nodes' clean-view embedding: the objective's own when it computed one, else a
+        forward pass of the unaugmented batch."""
+        if out.embedding is not None:
+            return out.embedding
+        return self.encoder(batch.x, batch.edge_index)[: seed_count(batch)]
 
     @torch.no_grad()
     def embed(self, data) -> Tensor:
