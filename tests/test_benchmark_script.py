@@ -43,6 +43,7 @@ def test_injected_validation_graphs_are_benchmark_datasets():
     bench = load_benchmark()
     args = bench.ANOMALY_METHODS["gnngmm-max"]("cora_injected")
     assert args[0] == "experiment=cora" and "data.inject.structural_cliques=5" in args
+    assert "data.normalize_features=row" in args  # the graphs the anomaly rules were chosen on
     assert args[-1] == "anomaly_score=combined_max"  # the method's score wins over the dataset's
     assert bench.ANOMALY_METHODS["gnngmm"]("bond_reddit") == ["experiment=bond_reddit"]
 
