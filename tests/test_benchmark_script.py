@@ -67,7 +67,7 @@ def test_safeguard_check_composes_its_planted_runs_and_reports_them(tmp_path, mo
     def fake_run(overrides, run_dir, threads):  # modularity falls 40% after epoch 9 when unguarded
         run_dir.mkdir(parents=True)
         (run_dir / "history.csv").write_text("epoch,cluster_sizes,gmm/modularity,nmi\n9,1;2,0.5,0.7\n219,1;2,0.3,0.45\n")
-        guarded = "gmm.keep_best=null" not in overrides
+        guarded = "gmm.keep_best=null" not in overrides and "gmm.keep_best_silhouette=null" not in overrides
         return {"nmi": 0.7 if guarded else 0.45, "ari": 0.75, "restored_epoch": 9 if guarded else None}
 
     monkeypatch.setattr(check, "train_run", fake_run)
@@ -77,9 +77,20 @@ def test_safeguard_check_composes_its_planted_runs_and_reports_them(tmp_path, mo
 
     bench = tmp_path / "bench" / "cora" / "gnngmm" / "seed0"
     bench.mkdir(parents=True)
-    (bench / "history.csv").write_text("epoch,cluster_sizes,gmm/modularity,nmi\n9,1;2,0.70,0.5\n219,1;2,0.693,0.6\n")
+    (bench / "history.csv").write_text("epoch,cluster_sizes,gmm/modularity,gmm/silhouette,nmi\n9,1;2,0.70,0.40,0.5\n"
+                                       "199,1;2,0.70,0.36,0.5\n219,1;2,0.693,,0.6\n")
     (bench / "metrics.json").write_text('{"restored_epoch": null}')
-    assert check.development(tmp_path / "bench")[-1] == "| cora | 1 | 0 | 1.00% / 1.00% | 5% |"
+    assert check.development(tmp_path / "bench")[-1] == "| cora | 1 | 0 | 1.00% / 1.00% | 10.0% / 10.0% |"
+
+    def fake_blurring(overrides, run_dir, threads):  # modularity rises while NMI falls
+        run_dir.mkdir(parents=True)
+        (run_dir / "history.csv").write_text("epoch,cluster_sizes,gmm/modularity,nmi\n19,1;2,0.74,0.42\n219,1;2,0.77,0.29\n")
+        guarded = "gmm.keep_best_silhouette=null" not in overrides
+        return {"nmi": 0.44 if guarded else 0.29, "ari": 0.45, "restored_epoch": 19 if guarded else None}
+
+    monkeypatch.setattr(check, "train_run", fake_blurring)
+    table = check.blurring(1, tmp_path / "runs", 1)
+    assert "| 0 | 0.4200 (19) | 0.7400 -> 0.7700 | 0.2900 / 0.4500 | 0.4400 / 0.4500 | 19 |" in table
 
 
 def test_stage1_ablation_stops_where_each_experiments_gmm_phase_starts():

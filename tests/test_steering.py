@@ -152,11 +152,71 @@ def test_a_run_that_only_wobbles_is_left_alone(make_cfg, monkeypatch):
     assert guarded["nmi"] == plain["nmi"] and guarded["gmm_log_likelihood"] == plain["gmm_log_likelihood"]
 
 
+def _fake_silhouette(monkeypatch, scores):
+    import gnngmm.callbacks.em_refit as em_refit
+
+    it = iter(scores)
+    monkeypatch.setattr(em_refit, "silhouette", lambda *a, **k: next(it))
+
+
+SILHOUETTE_RUN = ("trainer.max_epochs=5", "gmm.refit_every_n_epochs=1", "gmm.loss_start_epoch=3", "gmm.keep_best=null")
+
+
+def test_blurring_clusters_start_the_gmm_phase_from_the_best_pretraining_encoder(make_cfg, monkeypatch):
+    """Refits at epochs 0, 1 score 0.5, 0.7; the one opening the GMM phase (epoch 2) 0.3, 57% under
+    the best: the encoder goes back to epoch 1's and the mixture is refit fresh on it."""
+    from gnngmm.callbacks import em_refit
+    from gnngmm.train import train
+
+    snapshots, seen = [], []
+    original_snapshot, original_refit = em_refit._snapshot, em_refit.refit
+    monkeypatch.setattr(em_refit, "_snapshot", lambda m: snapshots.append(original_snapshot(m)) or snapshots[-1])
+
+    def recording_refit(module, *args, **kwargs):
+        seen.append(({k: v.clone() for k, v in module.encoder.state_dict().items()}, kwargs["warm"]))
+        return original_refit(module, *args, **kwargs)
+
+    monkeypatch.setattr(em_refit, "refit", recording_refit)
+    _fake_silhouette(monkeypatch, [0.5, 0.7, 0.3, 0.69])  # the last: the refit after going back
+    metrics = train(make_cfg(*SILHOUETTE_RUN, "gmm.keep_best_silhouette=0.25"))
+    assert metrics["restored_epoch"] == 1
+    assert len(seen) == 6  # epochs 0-2, the refit after going back, epochs 3-4
+    restored, warm = seen[3]
+    assert not warm
+    for name, value in snapshots[1]["encoder"].items():
+        torch.testing.assert_close(restored[name], value)
+    assert any((restored[n] != seen[2][0][n]).any() for n in restored)  # not the encoder it replaced
+
+
+def test_after_going_back_the_modularity_safeguard_ignores_the_discarded_refits(make_cfg, monkeypatch):
+    """Epoch 2's refit (discarded: the phase starts from epoch 1's encoder) had the best modularity;
+    the run must not end by going back to it."""
+    from gnngmm.train import train
+
+    _fake_silhouette(monkeypatch, [0.5, 0.7, 0.6, 0.3, 0.69])  # epoch 3 opens the phase, 57% under epoch 1
+    _fake_modularity(monkeypatch, [0.5, 0.6, 0.9, 0.5, 0.5, 0.5])  # epochs 0-2, then 3 (after going back) to 5
+    metrics = train(make_cfg("trainer.max_epochs=6", "gmm.refit_every_n_epochs=1", "gmm.loss_start_epoch=4",
+                             "gmm.keep_best=0.05", "gmm.keep_best_silhouette=0.25"))
+    assert metrics["restored_epoch"] == 1
+
+
+def test_a_silhouette_that_only_dips_is_left_alone(make_cfg, monkeypatch):
+    from gnngmm.train import train
+
+    _fake_silhouette(monkeypatch, [0.5, 0.7, 0.6])  # 14% under the best: within 25%
+    guarded = train(make_cfg(*SILHOUETTE_RUN, "gmm.keep_best_silhouette=0.25"))
+    plain = train(make_cfg(*SILHOUETTE_RUN, "gmm.keep_best_silhouette=null", "overwrite=true"))
+    assert guarded["restored_epoch"] is None
+    assert guarded["nmi"] == plain["nmi"] and guarded["gmm_log_likelihood"] == plain["gmm_log_likelihood"]
+
+
 def test_keep_best_must_be_a_share(make_cfg):
     from gnngmm.train import train
 
     with pytest.raises(InputError, match=r"gmm.keep_best=1.5 is not null or a share in \[0, 1\)"):
         train(make_cfg("gmm.keep_best=1.5"))
+    with pytest.raises(InputError, match=r"gmm.keep_best_silhouette=-1 is not null or a share in \[0, 1\)"):
+        train(make_cfg("gmm.keep_best_silhouette=-1"))
 
 
 def test_steering_can_start_before_the_gmm_term(make_cfg):

@@ -51,7 +51,7 @@ _FLAT_GMM_KEYS = {"k": "n_clusters", "k_range": "k_range", "k_criterion": "k_cri
 # gmm settings that schedule the refits and shape the loss term (not GaussianMixture arguments)
 _SCHEDULE_KEYS = ("refit_every_n_epochs", "refit_max_iter", "final_fresh_fit", "loss_start_epoch",
                   "loss_scale_free", "loss_on", "reseed_at_loss_start", "steer", "steer_weight",
-                  "steer_start_epoch", "keep_best")
+                  "steer_start_epoch", "keep_best", "keep_best_silhouette")
 # GaussianMixture arguments the estimator sets itself
 _ENGINE_FIXED = ("self", "n_components", "covariance_type", "random_state", "comm", "warm_start",
                  "weights_init", "means_init", "precisions_init")
@@ -340,9 +340,10 @@ class GNNGMM:
             raise InputError(f"data.loader={loader!r} is not one of {', '.join(LOADERS)}")
         if settings["gmm"]["loss_on"] not in ("clean", "views"):
             raise InputError(f"gmm.loss_on={settings['gmm']['loss_on']!r} is not one of clean, views")
-        keep_best = settings["gmm"].get("keep_best")
-        if keep_best is not None and not (_is_number(keep_best) and 0 <= keep_best < 1):
-            raise InputError(f"gmm.keep_best={keep_best!r} is not null or a share in [0, 1), e.g. 0.05")
+        for key, example in (("keep_best", 0.05), ("keep_best_silhouette", 0.25)):
+            share = settings["gmm"].get(key)
+            if share is not None and not (_is_number(share) and 0 <= share < 1):
+                raise InputError(f"gmm.{key}={share!r} is not null or a share in [0, 1), e.g. {example}")
         if settings["gmm"].get("steer", "none") not in STEER:
             raise InputError(f"gmm.steer={settings['gmm']['steer']!r} is not one of {', '.join(STEER)}")
         steer_weight = settings["gmm"].get("steer_weight", 1.0)
@@ -455,7 +456,7 @@ class GNNGMM:
                 gmm["refit_every_n_epochs"], gmm["refit_max_iter"], k_range,
                 loss_start_epoch=self._loss_start(gmm) if self.gmm_loss_weight > 0 else None,
                 reseed_at_loss_start=gmm["reseed_at_loss_start"], k_criterion=self.k_criterion, evaluate=evaluate,
-                keep_best=gmm.get("keep_best"),
+                keep_best=gmm.get("keep_best"), keep_best_silhouette=gmm.get("keep_best_silhouette"),
             )
             trainer = self._trainer(settings, [refits, *callbacks], logger)
             epochs = 0

@@ -10,6 +10,13 @@ Safeguard (``keep_best``): every refit also scores its partition by modularity o
 the encoder and head of the best-scoring refit; when training ends more than ``keep_best``
 (relative) below that best, the run goes on from the best refit's state instead of the last one,
 with a logged line. A run that only wobbles (Cora: 0.9% under its best at the end) is untouched.
+
+Second safeguard (``keep_best_silhouette``), for declines that modularity does not see: each refit
+before the GMM term starts also scores its partition's silhouette in the embedding (a fixed
+sample of nodes). When the refit that opens the GMM phase is more than ``keep_best_silhouette``
+(relative) below the best of them, the phase starts from the best one's encoder instead (the
+mixture refit fresh on it), with a logged line; the modularity safeguard then compares only the
+refits made from there on.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from collections.abc import Callable
 from lightning.pytorch.callbacks import Callback
 
 from gnngmm.head import HeadResult, refit, restore_responsibilities
-from gnngmm.quality import modularity
+from gnngmm.quality import modularity, silhouette
 
 log = logging.getLogger("gnngmm")
 
@@ -36,6 +43,7 @@ class EMRefit(Callback):
         self, every_n_epochs: int = 1, max_iter: int = 20, k_range=None, loss_start_epoch: int | None = None,
         reseed_at_loss_start: bool = False, k_criterion: str = "bic",
         evaluate: Callable[[HeadResult], dict] | None = None, keep_best: float | None = None,
+        keep_best_silhouette: float | None = None,
     ):
         self.every_n_epochs = max(1, int(every_n_epochs))
         self.max_iter = max_iter
@@ -48,6 +56,9 @@ class EMRefit(Callback):
         self._epoch_start = None
         self._best: dict | None = None  # modularity, epoch, encoder and head state of the best refit
         self._last: tuple[int, float] | None = None  # (epoch, modularity) of the last refit
+        # relative silhouette drop at the GMM phase's start that goes back to the best pretraining refit
+        self.keep_best_silhouette = keep_best_silhouette if loss_start_epoch is not None else None
+        self._best_silhouette: dict | None = None  # silhouette, epoch and encoder of the best pretraining refit
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._epoch_start = time.perf_counter()
@@ -65,6 +76,19 @@ class EMRefit(Callback):
             pl_module, trainer.datamodule.data, max_iter=self.max_iter, k_range=self.k_range,
             k_criterion=self.k_criterion, warm=not reseed, fresh_inits=1 if reseed else 0,
         )
+        extra = {}
+        if self.keep_best_silhouette is not None and epoch + 1 <= self.loss_start_epoch:
+            extra["gmm/silhouette"] = score = silhouette(result.z, result.pred)
+            if epoch + 1 < self.loss_start_epoch:
+                if self._best_silhouette is None or score > self._best_silhouette["silhouette"]:
+                    self._best_silhouette = {"silhouette": score, "epoch": epoch, **_snapshot(pl_module)}
+            elif self._silhouette_fell(score, epoch):
+                pl_module.encoder.load_state_dict(self._best_silhouette["encoder"])
+                result = refit(pl_module, trainer.datamodule.data, max_iter=self.max_iter, k_range=self.k_range,
+                               k_criterion=self.k_criterion, warm=False, fresh_inits=1)
+                extra["gmm/silhouette"] = silhouette(result.z, result.pred)
+                pl_module.restored_epoch = self._best_silhouette["epoch"]
+                self._best = None  # the modularity safeguard judges the run from here on, not the discarded refits
         sizes = result.cluster_sizes
         metrics = {
             "time/epoch_seconds": epoch_seconds,
@@ -76,6 +100,7 @@ class EMRefit(Callback):
             "gmm/max_cluster_size": float(max(sizes)),
             # label-free and comparable across epochs: the same graph at every refit
             "gmm/modularity": modularity(trainer.datamodule.data.edge_index, result.pred, result.pred.numel()),
+            **extra,
         }
         if self.evaluate is not None:
             metrics.update(self.evaluate(result))
@@ -85,6 +110,18 @@ class EMRefit(Callback):
         self._last = (epoch, score)
         if self.keep_best is not None and (self._best is None or score > self._best["modularity"]):
             self._best = {"modularity": score, "epoch": epoch, **_snapshot(pl_module)}
+
+    def _silhouette_fell(self, score: float, epoch: int) -> bool:
+        best = self._best_silhouette
+        if best is None or score >= best["silhouette"] - self.keep_best_silhouette * abs(best["silhouette"]):
+            return False
+        log.warning(
+            "safeguard: the partition's silhouette fell from %.4f (epoch %d) to %.4f (epoch %d) before the GMM "
+            "phase, more than %.0f%%: the phase starts from epoch %d's encoder (gmm.keep_best_silhouette=null "
+            "turns this off)", best["silhouette"], best["epoch"], score, epoch, 100 * self.keep_best_silhouette,
+            best["epoch"],
+        )
+        return True
 
     def on_train_end(self, trainer, pl_module) -> None:
         """At the end of a finished run: restore the best refit when the last one fell too far."""
@@ -105,10 +142,11 @@ class EMRefit(Callback):
         pl_module.restored_epoch = best["epoch"]
 
     def state_dict(self) -> dict:
-        return {"best": self._best, "last": self._last}
+        return {"best": self._best, "last": self._last, "best_silhouette": self._best_silhouette}
 
     def load_state_dict(self, state: dict) -> None:
         self._best, self._last = state.get("best"), state.get("last")
+        self._best_silhouette = state.get("best_silhouette")
 
 
 def _snapshot(module) -> dict:
