@@ -69,8 +69,8 @@ def silhouette_drop(rows: list[dict]) -> float | None:
 
 def provoked(seeds: int, runs: Path, threads: int) -> list[str]:
     lines = [
-        f"Provoked decline: `python train.py {' '.join(PLANTED)} seed=S` with `gmm.keep_best=null` (off) and "
-        "without (on, the default `0.05`); defaults: the same graph without `experiment=cs`.",
+        f"Provoked decline: `python train.py {' '.join(PLANTED)} seed=S`, safeguards off (`{' '.join(OFF)}`) "
+        "and on (the defaults); defaults: the same graph without `experiment=cs`.",
         "",
         "| seed | peak NMI (epoch) | modularity: best refit -> last | off: NMI / ARI | on: NMI / ARI | restored epoch "
         "| defaults: NMI / ARI |",
