@@ -78,11 +78,11 @@ class EMRefit(Callback):
         )
         extra = {}
         if self.keep_best_silhouette is not None and epoch + 1 <= self.loss_start_epoch:
-            extra["gmm/silhouette"] = score = silhouette(result.z, result.pred)
+            extra["gmm/silhouette"] = sil = silhouette(result.z, result.pred)
             if epoch + 1 < self.loss_start_epoch:
-                if self._best_silhouette is None or score > self._best_silhouette["silhouette"]:
-                    self._best_silhouette = {"silhouette": score, "epoch": epoch, **_snapshot(pl_module)}
-            elif self._silhouette_fell(score, epoch):
+                if self._best_silhouette is None or sil > self._best_silhouette["silhouette"]:
+                    self._best_silhouette = {"silhouette": sil, "epoch": epoch, **_snapshot(pl_module)}
+            elif self._silhouette_fell(sil, epoch):
                 pl_module.encoder.load_state_dict(self._best_silhouette["encoder"])
                 result = refit(pl_module, trainer.datamodule.data, max_iter=self.max_iter, k_range=self.k_range,
                                k_criterion=self.k_criterion, warm=False, fresh_inits=1)
