@@ -67,6 +67,17 @@ def silhouette_drop(rows: list[dict]) -> float | None:
     return 1.0 - scored[-1]["gmm/silhouette"] / best if best > 0 else None
 
 
+def seed_runs(settings: dict[str, list[str]], seeds: int, runs: Path, threads: int) -> list[dict]:
+    """For each seed, every setting's run (``runs/<setting>/seed<S>``, reused when done): its metrics."""
+    return [{name: train_run([*overrides, f"seed={seed}"], runs / name / f"seed{seed}", threads)
+             for name, overrides in settings.items()} for seed in range(seeds)]
+
+
+def mean_row(outs: list[dict], name: str) -> str:
+    """``NMI mean ± std / ARI mean ± std`` of one setting over the seeds."""
+    return " / ".join(_pm([out[name][key] for out in outs]) for key in ("nmi", "ari"))
+
+
 def provoked(seeds: int, runs: Path, threads: int) -> list[str]:
     lines = [
         f"Provoked decline: `python train.py {' '.join(PLANTED)} seed=S`, safeguards off (`{' '.join(OFF)}`) "
@@ -76,24 +87,18 @@ def provoked(seeds: int, runs: Path, threads: int) -> list[str]:
         "| defaults: NMI / ARI |",
         "|---|---|---|---|---|---|---|",
     ]
-    scores = {name: [] for name in SETTINGS}
-    for seed in range(seeds):
-        out = {name: train_run([*overrides, f"seed={seed}"], runs / name / f"seed{seed}", threads)
-               for name, overrides in SETTINGS.items()}
+    outs = seed_runs(SETTINGS, seeds, runs, threads)
+    for seed, out in enumerate(outs):
         rows = history(runs / "off" / f"seed{seed}")
         peak = max(rows, key=lambda r: r["nmi"])
         best = max(rows, key=lambda r: r["gmm/modularity"])
-        for name in SETTINGS:
-            scores[name].append((out[name]["nmi"], out[name]["ari"]))
         lines.append(
             f"| {seed} | {peak['nmi']:.4f} ({int(peak['epoch'])}) | {best['gmm/modularity']:.4f} -> "
             f"{rows[-1]['gmm/modularity']:.4f} ({100 * drop(rows):.0f}% drop) | {out['off']['nmi']:.4f} / "
             f"{out['off']['ari']:.4f} | {out['on']['nmi']:.4f} / {out['on']['ari']:.4f} | "
             f"{out['on'].get('restored_epoch')} | {out['defaults']['nmi']:.4f} / {out['defaults']['ari']:.4f} |"
         )
-    mean = {name: [_pm([s[i] for s in v]) for i in (0, 1)] for name, v in scores.items()}
-    lines.append(f"| mean | | | {mean['off'][0]} / {mean['off'][1]} | {mean['on'][0]} / {mean['on'][1]} | | "
-                 f"{mean['defaults'][0]} / {mean['defaults'][1]} |")
+    lines.append(f"| mean | | | {mean_row(outs, 'off')} | {mean_row(outs, 'on')} | | {mean_row(outs, 'defaults')} |")
     return lines
 
 
@@ -105,21 +110,17 @@ def blurring(seeds: int, runs: Path, threads: int) -> list[str]:
         "| seed | peak NMI (epoch) | modularity: first refit -> last | off: NMI / ARI | on: NMI / ARI | restored epoch |",
         "|---|---|---|---|---|---|",
     ]
-    scores = {"off": [], "on": []}
-    for seed in range(seeds):
-        out = {name: train_run([*BLURRING, *extra, f"seed={seed}"], runs / f"blurring_{name}" / f"seed{seed}", threads)
-               for name, extra in (("off", OFF), ("on", []))}
+    outs = seed_runs({"blurring_off": [*BLURRING, *OFF], "blurring_on": BLURRING}, seeds, runs, threads)
+    for seed, out in enumerate(outs):
         rows = history(runs / "blurring_off" / f"seed{seed}")
         peak = max(rows, key=lambda r: r["nmi"])
-        for name in scores:
-            scores[name].append((out[name]["nmi"], out[name]["ari"]))
+        off, on = out["blurring_off"], out["blurring_on"]
         lines.append(
             f"| {seed} | {peak['nmi']:.4f} ({int(peak['epoch'])}) | {rows[0]['gmm/modularity']:.4f} -> "
-            f"{rows[-1]['gmm/modularity']:.4f} | {out['off']['nmi']:.4f} / {out['off']['ari']:.4f} | "
-            f"{out['on']['nmi']:.4f} / {out['on']['ari']:.4f} | {out['on'].get('restored_epoch')} |"
+            f"{rows[-1]['gmm/modularity']:.4f} | {off['nmi']:.4f} / {off['ari']:.4f} | "
+            f"{on['nmi']:.4f} / {on['ari']:.4f} | {on.get('restored_epoch')} |"
         )
-    mean = {name: [_pm([s[i] for s in v]) for i in (0, 1)] for name, v in scores.items()}
-    lines.append(f"| mean | | | {mean['off'][0]} / {mean['off'][1]} | {mean['on'][0]} / {mean['on'][1]} | |")
+    lines.append(f"| mean | | | {mean_row(outs, 'blurring_off')} | {mean_row(outs, 'blurring_on')} | |")
     return lines
 
 
