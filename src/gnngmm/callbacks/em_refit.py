@@ -10,6 +10,9 @@ Safeguard (``keep_best``): every refit also scores its partition by modularity o
 the encoder and head of the best-scoring refit; when training ends more than ``keep_best``
 (relative) below that best, the run goes on from the best refit's state instead of the last one,
 with a logged line. A run that only wobbles (Cora: 0.9% under its best at the end) is untouched.
+It stands aside when even the best refit's modularity is under ``MEANINGFUL_MODULARITY``: such
+partitions barely follow the graph (BOND Reddit's bipartite graph: all under 0), and a relative fall
+between two numbers near zero is noise.
 
 Second safeguard (``keep_best_silhouette``), for declines that modularity does not see: each refit
 before the GMM term starts also scores its partition's silhouette in the embedding (a fixed
@@ -32,6 +35,9 @@ from gnngmm.head import HeadResult, refit, restore_responsibilities
 from gnngmm.quality import modularity, silhouette
 
 log = logging.getLogger("gnngmm")
+
+# Under this best modularity the modularity safeguard stands aside (Cora's refits score ~0.7)
+MEANINGFUL_MODULARITY = 0.1
 
 
 class EMRefit(Callback):
@@ -129,7 +135,9 @@ class EMRefit(Callback):
             return
         epoch, score = self._last
         best = self._best
-        if epoch + 1 < (trainer.max_epochs or 0) or score >= best["modularity"] - self.keep_best * abs(best["modularity"]):
+        if epoch + 1 < (trainer.max_epochs or 0) or best["modularity"] < MEANINGFUL_MODULARITY:
+            return
+        if score >= best["modularity"] * (1 - self.keep_best):
             return
         log.warning(
             "safeguard: the partition's modularity fell from %.4f (epoch %d) to %.4f (epoch %d), more than %.0f%%: "
