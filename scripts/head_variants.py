@@ -13,8 +13,13 @@ mixture refit warm as diag / spherical / full, a fresh isotropic fit from a k-me
 fits on other inputs (the encoder output centred before L2; the hidden and output layers side by
 side; the hidden layer alone). With ``--restarts R``: R fresh fits from one k-means++ seeding
 each, and the one a label-free rule keeps (highest log-likelihood, highest modularity on the
-graph) beside the best by labels (a ceiling, not a method). Labels only score them (mean NMI /
-ARI over the seeds, one line each).
+graph) beside the best by labels (a ceiling, not a method). With ``--post``: other ways to read a
+partition out of the same embedding (docs/experiments.md, 20): spectral clustering of its cosine
+k-NN graph (alone or joined with the input graph); twice or three times K components merged pairwise
+down to K (by the entropy criterion of Baudry et al. 2010, or by modularity on the graph);
+self-labelling (a logistic regression fit on the most confident share of each cluster, on the
+embedding or on SSGC-propagated features, predicting every node). Labels only score them (mean
+NMI / ARI over the seeds, one line each).
 """
 
 from __future__ import annotations
@@ -73,6 +78,70 @@ def variants(est: GNNGMM, data, adjacency) -> dict[str, torch.Tensor]:
     return out
 
 
+def post_hoc(est: GNNGMM, data) -> dict[str, torch.Tensor]:
+    """Partitions read out of the trained embedding by other means than the head (``--post``)."""
+    import numpy as np
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import eigsh
+    from sklearn.cluster import KMeans
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.mixture import GaussianMixture as SkGMM
+    from sklearn.neighbors import NearestNeighbors
+
+    z = est.transform(data).double().numpy()
+    resp = est.predict_proba(data).double().numpy()
+    n, k = resp.shape
+    ei = data.edge_index.numpy()
+    graph = sp.csr_matrix((np.ones(ei.shape[1]), (ei[0], ei[1])), shape=(n, n))
+    graph = ((graph + graph.T) > 0).astype(float)
+
+    def spectral(w):  # top-k eigenvectors of D^-1/2 W D^-1/2, rows renormalised, k-means
+        d = np.asarray(w.sum(1)).ravel() ** -0.5
+        _, vecs = eigsh(sp.diags(d) @ w @ sp.diags(d), k=k, which="LA")
+        u = vecs / np.linalg.norm(vecs, axis=1, keepdims=True).clip(1e-12)
+        return KMeans(k, n_init=10, random_state=0).fit_predict(u)
+
+    out = {"final (as trained)": resp.argmax(1)}
+    for nn in (10, 20):
+        idx = NearestNeighbors(n_neighbors=nn + 1, metric="cosine").fit(z).kneighbors(z)[1][:, 1:]
+        knn = sp.csr_matrix((np.ones(n * nn), (np.repeat(np.arange(n), nn), idx.ravel())), shape=(n, n))
+        knn = ((knn + knn.T) > 0).astype(float)
+        out[f"spectral, cosine {nn}-NN graph"] = spectral(knn)
+        out[f"spectral, cosine {nn}-NN graph + input graph"] = spectral(((knn + graph) > 0).astype(float))
+    degree = np.asarray(graph.sum(1)).ravel()
+    for mult in (2, 3):
+        over = SkGMM(mult * k, covariance_type="spherical", random_state=0).fit(z)
+        r = over.predict_proba(z)
+        while r.shape[1] > k:  # merge the pair whose union lowers the entropy of the assignment most
+            plogp = lambda x: np.sum(x * np.log(np.clip(x, 1e-300, None)), 0)  # noqa: E731
+            own = plogp(r)
+            gain = np.array([[plogp(r[:, a] + r[:, b]) - own[a] - own[b] if a < b else -np.inf
+                              for b in range(r.shape[1])] for a in range(r.shape[1])])
+            a, b = np.unravel_index(np.argmax(gain), gain.shape)
+            r = np.concatenate([np.delete(r, [a, b], 1), (r[:, a] + r[:, b])[:, None]], 1)
+        out[f"{mult}K components merged by entropy"] = r.argmax(1)
+        m = np.eye(mult * k)[over.predict(z)]
+        while m.shape[1] > k:  # merge the pair whose union raises modularity most
+            gain = (m.T @ graph @ m) / degree.sum() - np.outer(m.T @ degree, m.T @ degree) / degree.sum() ** 2
+            np.fill_diagonal(gain, -np.inf)
+            a, b = np.unravel_index(np.argmax(gain), gain.shape)
+            m = np.concatenate([np.delete(m, [a, b], 1), (m[:, a] + m[:, b])[:, None]], 1)
+        out[f"{mult}K components merged by modularity"] = m.argmax(1)
+    adjacency = normalized_adjacency(data.edge_index, n)
+    ssgc = data.x.float()
+    for _ in range(2):
+        ssgc = adjacency @ ssgc
+    ssgc = torch.nn.functional.normalize(ssgc, dim=1).double().numpy()
+    label, confidence = resp.argmax(1), resp.max(1)
+    for share in (0.3, 0.6):
+        chosen = np.concatenate([c[np.argsort(-confidence[c])[: max(1, int(share * len(c)))]]
+                                 for c in (np.flatnonzero(label == j) for j in np.unique(label))])
+        for name, x in (("embedding", z), ("SSGC features (2 hops)", ssgc)):
+            clf = LogisticRegression(max_iter=300).fit(x[chosen], label[chosen])
+            out[f"self-labelling from the top {share:.0%}, {name}"] = clf.predict(x)
+    return {name: torch.as_tensor(pred) for name, pred in out.items()}
+
+
 def fresh_fit(z: torch.Tensor, k: int, kmeans_n_init: int = 10, seed: int = 0) -> torch.Tensor:
     gmm = GaussianMixture(k, covariance_type="isotropic", max_iter=100, kmeans_n_init=kmeans_n_init, random_state=seed)
     return gmm.fit(z.double()).predict(z.double())
@@ -119,6 +188,7 @@ def main(argv=None) -> None:
     p.add_argument("dataset")
     p.add_argument("--method", default="gnngmm", help="the benchmark method whose models to load")
     p.add_argument("--restarts", type=int, default=0, help="also compare label-free choices among R fresh fits")
+    p.add_argument("--post", action="store_true", help="only the post-hoc readouts (spectral, merging, self-labelling)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     pattern = f"{args.runs}/{args.dataset}/{args.method}/seed*/model.ckpt"
@@ -135,7 +205,7 @@ def main(argv=None) -> None:
     scores: dict[str, list[tuple[float, float]]] = {}
     for path in models:
         est = GNNGMM.load(path)
-        for name, pred in variants(est, data, adjacency).items():
+        for name, pred in (post_hoc(est, data) if args.post else variants(est, data, adjacency)).items():
             m = clustering_metrics(y, pred)
             scores.setdefault(name, []).append((m["nmi"], m["ari"]))
         for name, m in (restart_choices(est, data, args.restarts, y) if args.restarts else {}).items():

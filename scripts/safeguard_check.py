@@ -10,9 +10,9 @@ they cost on runs that do not.
    data=planted``, Coauthor-CS's NS4GC settings). Its NMI peaks in the first 30 epochs and then
    falls through pretraining, as issue 16 reports on a co-authorship graph. Every seed runs with
    the safeguards off (both ``null``) and on (the defaults), and with the defaults a new graph
-   gets (no experiment: Cora's NS4GC settings).
+   gets (no experiment: NS4GC's Photo settings since 2026-11-27).
 2. **A decline modularity does not see**: CiteSeer trained with Photo's settings (``experiment=photo
-   data=citeseer``): NMI peaks by epoch 20 and falls while modularity rises; the clusters blur
+   data=citeseer``, what the defaults give it): NMI peaks by epoch 20 and falls while modularity rises; the clusters blur
    (their silhouette falls), which ``keep_best_silhouette`` catches. Off and on, as in 1.
 3. **Their cost on the development graphs**: the runs ``scripts/benchmark.py`` left (every refit's
    modularity and, before the GMM phase, silhouette are in their ``history.csv``): how far each

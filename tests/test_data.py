@@ -91,7 +91,7 @@ def test_feature_normalisations():
 
 
 def test_datamodule_full_batch_yields_the_whole_graph(tmp_path, mirror):
-    dm = GraphDataModule("cora", str(tmp_path / "d"), str(mirror))
+    dm = GraphDataModule("cora", str(tmp_path / "d"), str(mirror), normalize_features="row")
     dm.setup()
     batches = list(dm.train_dataloader())
     assert len(batches) == 1 and batches[0].num_nodes == 560

@@ -155,6 +155,20 @@ def test_all_groups_compose():
     GlobalHydra.instance().clear()
 
 
+def test_the_defaults_are_ns4gcs_photo_settings():
+    """A graph with no experiment gets what `experiment=photo` trains (docs/experiments.md, "What a
+    new graph gets"), and the experiments measured before the switch keep NS4GC's Cora settings."""
+    GlobalHydra.instance().clear()
+    with initialize_config_module("gnngmm.conf", version_base="1.3"):
+        default, photo = (compose("train", overrides=o) for o in (["data=photo"], ["experiment=photo"]))
+        for key in ("encoder", "objective", "gmm", "trainer", "data"):
+            assert default[key] == photo[key], key
+        for name in ("cora", "inj_cora", "bond_reddit"):
+            cfg = compose("train", overrides=[f"experiment={name}"])
+            assert cfg.encoder.out_channels == 64 and list(cfg.objective.drop_edge) == [0.3, 0.3], name
+    GlobalHydra.instance().clear()
+
+
 def test_resume_from_last_checkpoint_matches_uninterrupted_run(make_cfg, tmp_path):
     keys = ("nmi", "ari", "acc", "gmm_log_likelihood", "bic", "epochs", "cluster_sizes")
     full = train(make_cfg("trainer.max_epochs=4", f"paths.output_dir={tmp_path / 'full'}"))

@@ -138,7 +138,8 @@ class GNNGMM:
     lr, weight_decay : float, default 1e-3, 1e-5
     optimizer : str or dict, default "Adam"
         A ``torch.optim`` class name or a spec dict.
-    normalize_features : {"row", "standard", "l2", "none"}, default "row"
+    normalize_features : {"row", "standard", "l2", "none"}, default "none"
+        "none" keeps binary bag-of-words features as they are; "row" divides each row by its sum.
     preprocess : bool, default True
         Make edges undirected and drop self-loops (and normalise features) before fitting.
     anomaly_score : str, default "combined"
@@ -185,7 +186,7 @@ class GNNGMM:
         lr=1e-3,
         weight_decay=1e-5,
         optimizer="Adam",
-        normalize_features="row",
+        normalize_features="none",
         preprocess=True,
         anomaly_score="combined",
         contamination=0.1,
@@ -265,7 +266,7 @@ class GNNGMM:
             lr=opt.get("lr", 1e-3),
             weight_decay=opt.get("weight_decay", 0.0),
             optimizer=opt if extra_opt else opt["_target_"].rsplit(".", 1)[-1],
-            normalize_features=data.get("normalize_features", "row"),
+            normalize_features=data.get("normalize_features", "none"),
             anomaly_score=config.get("anomaly_score", "nll"),
             contamination=config.get("contamination", 0.1),
             k_range=tuple(gmm["k_range"]),

@@ -51,7 +51,7 @@ class GraphDataModule(L.LightningDataModule):
         name: str,
         data_dir: str | None = None,
         mirror_dir: str | None = None,
-        normalize_features: str = "row",
+        normalize_features: str = "none",
         download: bool = True,
         loader: str = "full",
         num_parts: int = 8,

@@ -52,7 +52,7 @@ class GNNEncoder(nn.Module):
         in_channels: int,
         arch: str = "gcn",
         hidden_channels: int = 256,
-        out_channels: int = 64,
+        out_channels: int = 128,
         num_layers: int = 2,
         dropout: float = 0.0,
         act: str | None = "selu",
