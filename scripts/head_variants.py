@@ -14,7 +14,7 @@ fits on other inputs (the encoder output centred before L2; the hidden and outpu
 side; the hidden layer alone). With ``--restarts R``: R fresh fits from one k-means++ seeding
 each, and the one a label-free rule keeps (highest log-likelihood, highest modularity on the
 graph) beside the best by labels (a ceiling, not a method). With ``--post``: other ways to read a
-partition out of the same embedding (docs/experiments.md, 20): spectral clustering of its cosine
+partition out of the same embedding (docs/experiments.md, 22): spectral clustering of its cosine
 k-NN graph (alone or joined with the input graph); twice or three times K components merged pairwise
 down to K (by the entropy criterion of Baudry et al. 2010, or by modularity on the graph);
 self-labelling (a logistic regression fit on the most confident share of each cluster, on the

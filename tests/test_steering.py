@@ -154,7 +154,7 @@ def test_a_run_that_only_wobbles_is_left_alone(make_cfg, monkeypatch):
 
 def test_partitions_that_do_not_follow_the_graph_are_left_alone(make_cfg, monkeypatch):
     """All refits under 0.1 (a bipartite graph's): a relative fall of 106% between numbers near zero is
-    no decline to go back from (BOND Reddit's seed 0, docs/experiments.md 20)."""
+    no decline to go back from (BOND Reddit's seed 0, docs/experiments.md 21)."""
     from gnngmm.train import train
 
     _fake_modularity(monkeypatch, [-0.02, -0.0173, -0.03, -0.0357])

@@ -11,7 +11,7 @@ the encoder and head of the best-scoring refit; when training ends more than ``k
 (relative) below that best, the run goes on from the best refit's state instead of the last one,
 with a logged line. A run that only wobbles (Cora: 0.9% under its best at the end) is untouched.
 It stands aside when even the best refit's modularity is under ``MEANINGFUL_MODULARITY``: such
-partitions barely follow the graph (BOND Reddit's bipartite graph: all under 0), and a relative fall
+partitions barely follow the graph (BOND Reddit's bipartite graph: all under 0.08), and a relative fall
 between two numbers near zero is noise.
 
 Second safeguard (``keep_best_silhouette``), for declines that modularity does not see: each refit
