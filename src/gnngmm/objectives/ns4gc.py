@@ -5,12 +5,12 @@ TKDE 2024): the cosine-similarity matrix between two augmented views should be 1
 ``loss = -mean_i <z1_i, z2_i> - lam * mean_(i,j) in E <z1_i, z2_j>
         + gam * mean_(i,j) not in E sigmoid((<z1_i, z2_j> - s) / tau)``
 
-with ``z`` the L2-normalised encoder outputs. The last term runs over all node pairs in chunks, or,
-with ``neg`` set, is estimated on a random ``neg x neg`` block of pairs per step (large graphs).
-``neg=None`` scales with the graph: all pairs up to ``all_pairs_max_nodes`` nodes in a step
-(10,000: Cora, CiteSeer, Photo; all pairs keep ``N x N`` similarities for the backward pass, 0.8 GB
-at 10k nodes, 217 GB at Reddit's 233k, and cost ~30 s per epoch on one CPU thread at CS's 18k),
-a ``4096 x 4096`` block above. The experiments of larger graphs set ``neg`` themselves.
+with ``z`` the L2-normalised encoder outputs. The last term is estimated on a random ``neg x neg``
+block of pairs per step (the default, 2,048: NS4GC's Photo settings), or runs over all node pairs in
+chunks (``neg`` at least the node count). ``neg=None`` scales with the graph: all pairs up to
+``all_pairs_max_nodes`` nodes in a step (10,000: Cora, CiteSeer, Photo; all pairs keep ``N x N``
+similarities for the backward pass, 0.8 GB at 10k nodes, 217 GB at Reddit's 233k, and cost ~30 s
+per epoch on one CPU thread at CS's 18k), a ``4096 x 4096`` block above.
 """
 
 from __future__ import annotations
