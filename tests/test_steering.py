@@ -183,8 +183,8 @@ def test_blurring_clusters_start_the_gmm_phase_from_the_best_pretraining_encoder
     from gnngmm.train import train
 
     snapshots, seen = [], []
-    original_snapshot, original_refit = em_refit._snapshot, em_refit.refit
-    monkeypatch.setattr(em_refit, "_snapshot", lambda m: snapshots.append(original_snapshot(m)) or snapshots[-1])
+    original_copy, original_refit = em_refit._encoder_copy, em_refit.refit
+    monkeypatch.setattr(em_refit, "_encoder_copy", lambda m: snapshots.append(original_copy(m)) or snapshots[-1])
 
     def recording_refit(module, *args, **kwargs):
         seen.append(({k: v.clone() for k, v in module.encoder.state_dict().items()}, kwargs["warm"]))
@@ -197,7 +197,7 @@ def test_blurring_clusters_start_the_gmm_phase_from_the_best_pretraining_encoder
     assert len(seen) == 6  # epochs 0-2, the refit after going back, epochs 3-4
     restored, warm = seen[3]
     assert not warm
-    for name, value in snapshots[1]["encoder"].items():
+    for name, value in snapshots[1].items():
         torch.testing.assert_close(restored[name], value)
     assert any((restored[n] != seen[2][0][n]).any() for n in restored)  # not the encoder it replaced
 

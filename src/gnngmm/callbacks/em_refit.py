@@ -64,7 +64,7 @@ class EMRefit(Callback):
         self._last: tuple[int, float] | None = None  # (epoch, modularity) of the last refit
         # relative silhouette drop at the GMM phase's start that goes back to the best pretraining refit
         self.keep_best_silhouette = keep_best_silhouette if loss_start_epoch is not None else None
-        self._best_silhouette: dict | None = None  # silhouette, epoch and encoder of the best pretraining refit
+        self._best_silhouette: dict | None = None  # silhouette, epoch and encoder of the best pretraining refit, until judged
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._epoch_start = time.perf_counter()
@@ -87,14 +87,16 @@ class EMRefit(Callback):
             extra["gmm/silhouette"] = sil = silhouette(result.z, result.pred)
             if epoch + 1 < self.loss_start_epoch:
                 if self._best_silhouette is None or sil > self._best_silhouette["silhouette"]:
-                    self._best_silhouette = {"silhouette": sil, "epoch": epoch, **_snapshot(pl_module)}
-            elif self._silhouette_fell(sil, epoch):
-                pl_module.encoder.load_state_dict(self._best_silhouette["encoder"])
-                result = refit(pl_module, trainer.datamodule.data, max_iter=self.max_iter, k_range=self.k_range,
-                               k_criterion=self.k_criterion, warm=False, fresh_inits=1)
-                extra["gmm/silhouette"] = silhouette(result.z, result.pred)
-                pl_module.restored_epoch = self._best_silhouette["epoch"]
-                self._best = None  # the modularity safeguard judges the run from here on, not the discarded refits
+                    self._best_silhouette = {"silhouette": sil, "epoch": epoch, "encoder": _encoder_copy(pl_module)}
+            else:
+                if self._silhouette_fell(sil, epoch):
+                    pl_module.encoder.load_state_dict(self._best_silhouette["encoder"])
+                    result = refit(pl_module, trainer.datamodule.data, max_iter=self.max_iter, k_range=self.k_range,
+                                   k_criterion=self.k_criterion, warm=False, fresh_inits=1)
+                    extra["gmm/silhouette"] = silhouette(result.z, result.pred)
+                    pl_module.restored_epoch = self._best_silhouette["epoch"]
+                    self._best = None  # the modularity safeguard judges the run from here on, not the discarded refits
+                self._best_silhouette = None  # judged: no encoder copy kept in memory and checkpoints from here on
         sizes = result.cluster_sizes
         metrics = {
             "time/epoch_seconds": epoch_seconds,
@@ -157,14 +159,16 @@ class EMRefit(Callback):
         self._best_silhouette = state.get("best_silhouette")
 
 
+def _encoder_copy(module) -> dict:
+    """A copy of the encoder's weights."""
+    return {k: v.detach().clone() for k, v in module.encoder.state_dict().items()}
+
+
 def _snapshot(module) -> dict:
     """Copies of what a refit's state is made of: the encoder's weights, the mixture and the
     transform (the responsibilities follow from them: an (N, K) copy is left out)."""
     head = module.head_state()
-    return {
-        "encoder": {k: v.detach().clone() for k, v in module.encoder.state_dict().items()},
-        "head": copy.deepcopy({k: head[k] for k in ("gmm", "transform")}),
-    }
+    return {"encoder": _encoder_copy(module), "head": copy.deepcopy({k: head[k] for k in ("gmm", "transform")})}
 
 
 def _restore_head(module, head: dict) -> None:
