@@ -109,11 +109,14 @@ def post_hoc(est: GNNGMM, data) -> dict[str, torch.Tensor]:
         out[f"spectral, cosine {nn}-NN graph"] = spectral(knn)
         out[f"spectral, cosine {nn}-NN graph + input graph"] = spectral(((knn + graph) > 0).astype(float))
     degree = np.asarray(graph.sum(1)).ravel()
+
+    def plogp(x):  # column sums of x log x
+        return np.sum(x * np.log(np.clip(x, 1e-300, None)), 0)
+
     for mult in (2, 3):
         over = SkGMM(mult * k, covariance_type="spherical", random_state=0).fit(z)
         r = over.predict_proba(z)
         while r.shape[1] > k:  # merge the pair whose union lowers the entropy of the assignment most
-            plogp = lambda x: np.sum(x * np.log(np.clip(x, 1e-300, None)), 0)  # noqa: E731
             own = plogp(r)
             gain = np.array([[plogp(r[:, a] + r[:, b]) - own[a] - own[b] if a < b else -np.inf
                               for b in range(r.shape[1])] for a in range(r.shape[1])])

@@ -125,11 +125,15 @@ def blurring(seeds: int, runs: Path, threads: int) -> list[str]:
 
 
 def development(benchmark: Path) -> list[str]:
+    from omegaconf import OmegaConf
+
+    gmm = OmegaConf.load(ROOT / "conf" / "gmm" / "default.yaml")  # the thresholds the runs used by default
     lines = [
         f"Development graphs: the `gnngmm` runs of `scripts/benchmark.py` under `{benchmark}`.",
         "",
-        "| dataset | runs | a safeguard fired | modularity drop at the end: mean / largest (threshold 5%) "
-        "| silhouette drop at the GMM phase's start: mean / largest (threshold 25%) |",
+        f"| dataset | runs | a safeguard fired | modularity drop at the end: mean / largest (threshold "
+        f"{gmm.keep_best:.0%}) | silhouette drop at the GMM phase's start: mean / largest (threshold "
+        f"{gmm.keep_best_silhouette:.0%}) |",
         "|---|---|---|---|---|",
     ]
     for dataset in ("cora", "citeseer", "photo", "cs"):

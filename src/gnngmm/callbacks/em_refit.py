@@ -78,10 +78,7 @@ class EMRefit(Callback):
             return
         reseed = self.reseed_at_loss_start and self.loss_start_epoch is not None and epoch + 1 == self.loss_start_epoch
         start = time.perf_counter()
-        result = refit(
-            pl_module, trainer.datamodule.data, max_iter=self.max_iter, k_range=self.k_range,
-            k_criterion=self.k_criterion, warm=not reseed, fresh_inits=1 if reseed else 0,
-        )
+        result = self._refit(trainer, pl_module, fresh=reseed)
         extra = {}
         if self.keep_best_silhouette is not None and epoch + 1 <= self.loss_start_epoch:
             extra["gmm/silhouette"] = sil = silhouette(result.z, result.pred)
@@ -91,8 +88,7 @@ class EMRefit(Callback):
             else:
                 if self._silhouette_fell(sil, epoch):
                     pl_module.encoder.load_state_dict(self._best_silhouette["encoder"])
-                    result = refit(pl_module, trainer.datamodule.data, max_iter=self.max_iter, k_range=self.k_range,
-                                   k_criterion=self.k_criterion, warm=False, fresh_inits=1)
+                    result = self._refit(trainer, pl_module, fresh=True)
                     extra["gmm/silhouette"] = silhouette(result.z, result.pred)
                     pl_module.restored_epoch = self._best_silhouette["epoch"]
                     self._best = None  # the modularity safeguard judges the run from here on, not the discarded refits
@@ -118,6 +114,11 @@ class EMRefit(Callback):
         self._last = (epoch, score)
         if self.keep_best is not None and (self._best is None or score > self._best["modularity"]):
             self._best = {"modularity": score, "epoch": epoch, **_snapshot(pl_module)}
+
+    def _refit(self, trainer, pl_module, fresh: bool) -> HeadResult:
+        """Warm from the last responsibilities, or fresh (the basin by k-means inertia)."""
+        return refit(pl_module, trainer.datamodule.data, max_iter=self.max_iter, k_range=self.k_range,
+                     k_criterion=self.k_criterion, warm=not fresh, fresh_inits=1 if fresh else 0)
 
     def _silhouette_fell(self, score: float, epoch: int) -> bool:
         best = self._best_silhouette
