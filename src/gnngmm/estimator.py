@@ -155,7 +155,7 @@ class GNNGMM:
         Other ``conf/gmm/default.yaml`` settings (``tol``, ``reg_covar``, ``max_iter``, ``n_init``,
         ``kmeans_n_init``, ``refit_max_iter``, ...) and any :class:`GaussianMixture` argument.
     embedding_kwargs : dict, optional
-        Encoder output -> GMM input (``pca_dim``, ``standardize``, ``l2``, ``center``).
+        Encoder output -> GMM input (``pca_dim``, ``standardize``, ``l2``, ``center``, ``rescale``).
     data_kwargs : dict, optional
         Mini-batching and pre-propagation (``loader``, ``batch_size``, ``num_neighbors``,
         ``num_parts``, ``num_workers``, ``precompute``, ``precompute_hops``).

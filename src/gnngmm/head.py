@@ -59,7 +59,7 @@ def overrides(gmm: GaussianMixture, **values):
 def _broadcast_transform(transform, comm) -> None:
     if comm.world_size == 1:
         return
-    for name in ("mean_", "components_", "scale_"):
+    for name in ("mean_", "components_", "scale_", "spread_"):
         value = getattr(transform, name)
         if value is not None:
             setattr(transform, name, comm.broadcast_from_zero(value))

@@ -158,7 +158,8 @@ class GNNGMMModule(L.LightningModule):
             else:
                 embeddings = (self.clean_embedding(out, batch),)
             nll = sum(-self.gmm.score_samples(self.transform(e)).mean() for e in embeddings) / len(embeddings)
-            scale = self.gmm.mean_variance() if self.gmm_loss_scale_free else 1.0
+            # sigma^2 in the encoder's units: the transform's division by the spread leaves the pull as it was
+            scale = self.gmm.mean_variance() * self.transform.variance_factor if self.gmm_loss_scale_free else 1.0
             loss = loss + self.gmm_loss_weight * scale * nll.to(loss.dtype)
             self.log("train/gmm_nll", nll, on_step=False, on_epoch=True, batch_size=1)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=1)

@@ -83,7 +83,11 @@ class NS4GC(Objective):
         term runs over every sampled edge into a seed -- a seed's view against its neighbour's
         other view, the neighbour embedded from its own sampled neighbourhood -- not only over
         edges between two seeds (1,024 random seeds of an 18k-node graph share ~3% of their
-        edges). The view agreement and the sparsity term stay on the seeds."""
+        edges). The view agreement stays on the seeds. The sparsity term pairs the seeds with
+        nodes drawn from the whole batch, so it pushes on the same nodes the neighbour term
+        pulls: with seeds alone on both sides, the encoder learned to map every neighbourhood
+        to one point (planted Reddit, GAT: the whole graph inside a cap of the sphere 0.003 to
+        0.014 wide after 230 steps, NMI from 0.70 down to 0.30; docs/scaling.md)."""
         full = [augmented_view(encoder, batch, pe, pf) for pe, pf in zip(self.drop_edge, self.drop_feature)]
         z1_all, z2_all = (F.normalize(v, dim=1) for v in full)
         z1, z2 = z1_all[:n], z2_all[:n]
@@ -97,9 +101,25 @@ class NS4GC(Objective):
         align = -(z1 * z2).sum(1).mean()
         neighbour = -(z1 * torch.sparse.mm(adjacency, z2_all)).sum() / max(1, num_edges)
         seeds = (full[0][:n], full[1][:n])
-        resp = _assignments(assign, seeds)
-        loss = align + self.lam * neighbour + self.gam * self._sparsity(z1, z2, batch.edge_index, n, resp)
+        loss = align + self.lam * neighbour + self.gam * self._sampled_sparsity(z1, z2_all, full, n, assign)
         return ObjectiveOutput(loss, views=seeds)
+
+    def _sampled_sparsity(self, z1, z2_all, views, n: int, assign=None):
+        """Mean soft similarity between a block of seeds (rows, first view) and as many nodes
+        drawn from the whole sampled batch (columns, second view): ``neg`` of each, or every seed
+        against ``n`` nodes. A seed against its own other view is no negative; an edge inside the
+        block counts as one (the block path's convention: on graphs that need sampling, a random
+        pair is an edge with probability ``degree / N``). With ``assign``, each pair is weighted
+        by the probability that its nodes lie in different components (``views``: the two
+        views' raw outputs, what ``assign`` reads)."""
+        side = negatives(n, self.neg, self.all_pairs_max_nodes) or n
+        rows = torch.randperm(n, device=z1.device)[:side] if side < n else torch.arange(n, device=z1.device)
+        cols = torch.randperm(z2_all.shape[0], device=z1.device)[:side]
+        weight = (rows[:, None] != cols[None, :]).to(z1.dtype)
+        if assign is not None:
+            r1, r2 = _assignments(assign, (views[0][rows], views[1][cols]))
+            weight = weight * different_component_weights(r1, r2)
+        return self._soft_sum(z1[rows], z2_all[cols], weight) / weight.sum().clamp_min(1.0)
 
     def _binary_adjacency(self, edge_index, n):
         """0/1 adjacency among the seed nodes as CSR, cached while the same edge tensor returns."""
