@@ -115,11 +115,17 @@ class NS4GC(Objective):
         side = negatives(n, self.neg, self.all_pairs_max_nodes) or n
         rows = torch.randperm(n, device=z1.device)[:side] if side < n else torch.arange(n, device=z1.device)
         cols = torch.randperm(z2_all.shape[0], device=z1.device)[:side]
+        resp = _assignments(assign, (views[0][rows], views[1][cols])) if assign is not None else (None, None)
+        return self._block(z1, z2_all, rows, cols, *resp)
+
+    def _block(self, z1, z2, rows, cols, r1=None, r2=None):
+        """Mean soft similarity over the pairs ``(rows[i], cols[j])`` of ``z1 x z2`` (both indexed
+        by the batch's node ids), a node against its own other view left out; with ``r1``, ``r2``
+        (the rows' and columns' responsibilities) each pair weighted by ``1 - <r1_i, r2_j>``."""
         weight = (rows[:, None] != cols[None, :]).to(z1.dtype)
-        if assign is not None:
-            r1, r2 = _assignments(assign, (views[0][rows], views[1][cols]))
+        if r1 is not None:
             weight = weight * different_component_weights(r1, r2)
-        return self._soft_sum(z1[rows], z2_all[cols], weight) / weight.sum().clamp_min(1.0)
+        return self._soft_sum(z1[rows], z2[cols], weight) / weight.sum().clamp_min(1.0)
 
     def _binary_adjacency(self, edge_index, n):
         """0/1 adjacency among the seed nodes as CSR, cached while the same edge tensor returns."""
@@ -146,10 +152,7 @@ class NS4GC(Objective):
         if neg is not None:
             rows = torch.randperm(n, device=z1.device)[:neg]
             cols = torch.randperm(n, device=z1.device)[:neg]
-            weight = (rows[:, None] != cols[None, :]).to(z1.dtype)  # a node and its own other view: not a negative
-            if resp is not None:
-                weight = weight * different_component_weights(resp[0][rows], resp[1][cols])
-            return self._soft_sum(z1[rows], z2[cols], weight) / weight.sum().clamp_min(1.0)
+            return self._block(z1, z2, rows, cols, *((resp[0][rows], resp[1][cols]) if resp is not None else ()))
         src, dst = edge_index
         inside = (src < n) & (dst < n)
         src, dst = src[inside], dst[inside]
