@@ -294,6 +294,48 @@ def test_neighbor_sampler_reads_sorted_symmetric_edges_without_a_copy():
         assert sorted(lean.col[a:b].tolist()) == sorted(plain.col[a:b].tolist())
 
 
+def test_a_view_of_sampled_neighbourhoods_drops_edges_as_the_whole_graph_would():
+    """drop_edge=0.8 on a sampled batch: a hub's 10 sampled edges are what a fanout of 10 would
+    still find after dropping 80% of its 100 edges (kept); a node whose 2 edges were both
+    sampled keeps each with probability 0.2, as in the whole graph; a node of degree 25 keeps 5
+    of its 10 sampled edges in expectation."""
+    from torch_geometric.data import Data
+
+    from gnngmm.data.sampling import NeighborSampler
+    from gnngmm.objectives.base import edge_mask, sampled_drop_rate
+
+    leaves = torch.arange(1, 101)
+    middle = torch.arange(101, 126)
+    edges = [(int(u), 0) for u in leaves] + [(int(u), 126) for u in middle] + [(1, 127), (2, 127)]
+    src, dst = torch.tensor(edges).t()
+    data = Data(x=torch.eye(128), edge_index=torch.stack([src, dst]), num_nodes=128)
+    batch = NeighborSampler(data, [10])(torch.tensor([0, 126, 127]))
+    assert batch.full_degree[:3].tolist() == [100, 25, 2]
+    rate = sampled_drop_rate(batch, 0.8)
+    target = batch.edge_index[1]
+    assert torch.allclose(rate[target == 0], torch.tensor(0.0))
+    assert torch.allclose(rate[target == 1], torch.tensor(0.5))
+    assert torch.allclose(rate[target == 2], torch.tensor(0.8))
+    torch.manual_seed(0)
+    kept = torch.stack([edge_mask(batch, 0.8) for _ in range(2000)]).float().mean(0)
+    assert bool(kept[target == 0].eq(1).all())
+    assert abs(float(kept[target == 1].mean()) - 0.5) < 0.03
+    assert abs(float(kept[target == 2].mean()) - 0.2) < 0.03
+    whole = Data(x=data.x, edge_index=data.edge_index, num_nodes=128)  # full batch: the plain rate
+    torch.manual_seed(0)
+    assert abs(float(torch.stack([edge_mask(whole, 0.8) for _ in range(200)]).float().mean()) - 0.2) < 0.01
+
+
+def test_pyg_neighbor_loader_batches_carry_the_whole_graphs_degrees():
+    from torch_geometric.data import Data
+
+    from gnngmm.data.sampling import FullDegree
+
+    data = Data(edge_index=torch.tensor([[1, 2, 3, 0], [0, 0, 0, 1]]), num_nodes=4)
+    batch = FullDegree(data)(Data(n_id=torch.tensor([1, 0]), num_nodes=2))
+    assert batch.full_degree.tolist() == [1, 3]
+
+
 # --------------------------------------------------------------------------- full-batch memory guard
 def test_full_batch_estimate_at_reddit_size():
     """The mission's command: GAT over Reddit's 114.6M edges in one step cannot fit one GPU; the

@@ -162,7 +162,7 @@ class GraphDataModule(L.LightningDataModule):
         is off)."""
         if self.loader == "full":
             return DataLoader([self.data], batch_size=1, collate_fn=_first)
-        from gnngmm.data.sampling import InducedSubgraph, NeighborSampler, ShardSampler
+        from gnngmm.data.sampling import FullDegree, InducedSubgraph, NeighborSampler, ShardSampler
 
         rank, world = self._rank()
         n = self.data.num_nodes
@@ -179,7 +179,7 @@ class GraphDataModule(L.LightningDataModule):
 
                 return NeighborLoader(
                     self.data, num_neighbors=self.num_neighbors, batch_size=self.batch_size, sampler=sampler,
-                    num_workers=self.num_workers,
+                    num_workers=self.num_workers, transform=FullDegree(self.data),
                 )
             log.info("data.loader=neighbor: pyg-lib/torch-sparse not installed, sampling in plain PyTorch")
             collate, batch_size = NeighborSampler(self.data, self.num_neighbors, undirected=self.clean), self.batch_size

@@ -45,6 +45,18 @@ class ShardSampler(Sampler):
         return max(0, math.ceil((self.n - self.rank) / self.world_size))
 
 
+class FullDegree:
+    """``transform`` for PyG's ``NeighborLoader``: adds each batch node's in-degree in the whole
+    graph (``full_degree``), as :class:`NeighborSampler` does, for the views' drop rate."""
+
+    def __init__(self, data: Data):
+        self.degree = torch.bincount(data.edge_index[1], minlength=data.num_nodes)
+
+    def __call__(self, batch: Data) -> Data:
+        batch.full_degree = self.degree[batch.n_id]
+        return batch
+
+
 class InducedSubgraph:
     """``collate_fn``: a list of node ids -> the subgraph they induce (every node a seed)."""
 
@@ -109,6 +121,7 @@ class NeighborSampler:
             x=self.data.x[n_id],
             edge_index=torch.cat(edges, dim=1) if edges else torch.zeros(2, 0, dtype=torch.long),
             num_nodes=len(n_id), n_id=n_id, batch_size=len(seeds),
+            full_degree=self.rowptr[n_id + 1] - self.rowptr[n_id],  # in the graph, not the sample
         )
         if getattr(self.data, "y", None) is not None:
             batch.y = self.data.y[n_id]

@@ -39,11 +39,29 @@ def seed_count(batch) -> int:
 
 def edge_mask(batch, p: float, scale: Tensor | None = None) -> Tensor | None:
     """Keep each edge with probability ``1 - p`` (None: keep all); with ``scale`` (one per edge,
-    mean ~1) edge ``e`` is dropped with probability ``min(0.95, p * scale[e])`` instead."""
+    mean ~1) edge ``e`` is dropped with probability ``min(0.95, p * scale[e])`` instead. On a
+    batch of sampled neighbourhoods (``batch.full_degree`` set) the rate is
+    :func:`sampled_drop_rate`'s."""
     if p <= 0 or batch.edge_index.shape[1] == 0:
         return None
+    rate = p if getattr(batch, "full_degree", None) is None else sampled_drop_rate(batch, p)
     u = torch.rand(batch.edge_index.shape[1], device=batch.edge_index.device)
-    return u >= p if scale is None else u >= (p * scale).clamp_max(0.95)
+    return u >= rate if scale is None else u >= (rate * scale).clamp_max(0.95)
+
+
+def sampled_drop_rate(batch, p: float) -> Tensor:
+    """Per-edge drop rate that makes a view of sampled neighbourhoods look like the view the
+    whole graph gets: drop ``p`` of *all* edges, then sample. A target ``v`` with ``d_v`` edges
+    in the graph and ``c_v`` sampled ones (``c_v <= fanout``) keeps each sampled edge with
+    probability ``min(1, (1 - p) d_v / c_v)``, so about ``min(c_v, (1 - p) d_v)`` survive, as a
+    fanout drawn from the thinned graph would. Where the fanout covers the neighbourhood this is
+    ``p``; on a hub (Reddit: ~490 edges, fanout 10) it is 0. Dropping ``p`` of the sampled edges
+    instead left a hub ~2 neighbours per view under ``drop_edge=0.8`` (planted Reddit, GAT,
+    scale 0.1: NMI 0.70 against 0.83 with this rate; docs/scaling.md). ``(E,)``."""
+    dst = batch.edge_index[1]
+    sampled = torch.bincount(dst, minlength=batch.num_nodes).clamp_min(1).to(torch.float32)
+    keep = ((1.0 - p) * batch.full_degree.to(torch.float32) / sampled).clamp_max(1.0)
+    return (1.0 - keep)[dst]
 
 
 def feature_mask(batch, p: float) -> Tensor | None:
