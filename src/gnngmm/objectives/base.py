@@ -57,7 +57,8 @@ def sampled_drop_rate(batch, p: float) -> Tensor:
     fanout drawn from the thinned graph would. Where the fanout covers the neighbourhood this is
     ``p``; on a hub (Reddit: ~490 edges, fanout 10) it is 0. Dropping ``p`` of the sampled edges
     instead left a hub ~2 neighbours per view under ``drop_edge=0.8`` (planted Reddit, GAT,
-    scale 0.1: NMI 0.70 against 0.83 with this rate; docs/scaling.md). ``(E,)``."""
+    scale 0.1: NMI 0.70 against 0.83 with this rate; docs/scaling.md). Induced subgraphs of
+    random node sets (``random_nodes``) keep the plain rate: they thin every edge alike. ``(E,)``."""
     dst = batch.edge_index[1]
     sampled = torch.bincount(dst, minlength=batch.num_nodes).clamp_min(1).to(torch.float32)
     keep = ((1.0 - p) * batch.full_degree.to(torch.float32) / sampled).clamp_max(1.0)
