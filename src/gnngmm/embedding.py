@@ -112,33 +112,26 @@ class EmbeddingTransform:
             self.components_ = comps * torch.where(signs == 0, torch.ones_like(signs), signs)
         self.scale_ = None
         if self.standardize:
-            # two passes (mean, then squared deviations) as torch.std does, for the same digits
-            total = torch.zeros(self._width(dim), dtype=torch.float64, device=h.device)
-            for i in range(0, n, chunk_rows):
-                total += self._project(h[i : i + chunk_rows].double()).sum(0)
-            mean = total / max(1, n)
-            sq = torch.zeros_like(total)
-            for i in range(0, n, chunk_rows):
-                sq += (self._project(h[i : i + chunk_rows].double()) - mean).pow(2).sum(0)
-            std = (sq / max(1, n - 1)).sqrt()
+            std = (self._squared_deviations(h, self._project, chunk_rows) / max(1, n - 1)).sqrt()
             self.scale_ = torch.where(std > 0, std, torch.ones_like(std))
         self.spread_ = None
         if self.rescale:
-            self.spread_ = self._spread(h, chunk_rows)
+            # root mean squared distance of the unscaled output's rows to their mean; 1 when all are equal
+            spread = (self._squared_deviations(h, self._unscaled, chunk_rows).sum() / max(1, n)).sqrt()
+            self.spread_ = spread if spread > 0 else torch.ones_like(spread)
         return self
 
-    def _spread(self, h: Tensor, chunk_rows: int) -> Tensor:
-        """Root mean squared distance of the unscaled output's rows to their mean (two passes, as
-        for the standard deviations), or 1 when every row is the same."""
+    def _squared_deviations(self, h: Tensor, part, chunk_rows: int) -> Tensor:
+        """Per column of ``part(h)``, the sum of squared deviations from its mean ``(width,)``
+        float64: two passes (mean, then deviations) as torch.std does, ``chunk_rows`` at a time."""
         total = torch.zeros(self._width(h.shape[1]), dtype=torch.float64, device=h.device)
         for i in range(0, h.shape[0], chunk_rows):
-            total += self._unscaled(h[i : i + chunk_rows].double()).sum(0)
+            total += part(h[i : i + chunk_rows].double()).sum(0)
         mean = total / max(1, h.shape[0])
-        sq = torch.zeros((), dtype=torch.float64, device=h.device)
+        sq = torch.zeros_like(total)
         for i in range(0, h.shape[0], chunk_rows):
-            sq += (self._unscaled(h[i : i + chunk_rows].double()) - mean).pow(2).sum()
-        spread = (sq / max(1, h.shape[0])).sqrt()
-        return spread if spread > 0 else torch.ones_like(spread)
+            sq += (part(h[i : i + chunk_rows].double()) - mean).pow(2).sum(0)
+        return sq
 
     @property
     def variance_factor(self) -> float:
