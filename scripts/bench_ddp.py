@@ -30,8 +30,8 @@ def run(processes: int, args, out: Path) -> dict:
     cmd = [
         sys.executable, "train.py", *trainer, "data=planted", f"data.planted.num_nodes={args.nodes}", "data.num_classes=8",
         f"data.planted.avg_degree={args.degree}", "data.loader=neighbor", f"data.batch_size={args.batch_size}",
-        "data.num_neighbors=[10,5]", f"trainer.max_epochs={args.epochs}", "gmm.refit_every_n_epochs=1000",
-        "gmm.finetune_epochs=1", "logger=csv", "callbacks=none", "save_pictures=false", "anomaly_score=nll",
+        "data.num_neighbors=[10,5]", f"trainer.max_epochs={args.epochs}", "head.refit_every_n_epochs=1000",
+        "loss.finetune_epochs=1", "logger=csv", "callbacks=none", "save_pictures=false", "anomaly_score=nll",
         "trainer.enable_progress_bar=false", f"num_threads={args.threads}", f"hydra.run.dir={out}",
     ]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)

@@ -82,8 +82,8 @@ def overrides_for(args, p: dict, out: Path) -> list[str]:
     gpu = args.device.startswith("cuda")
     return [
         *planted, *model,
-        f"gmm.covariance_type={args.covariance_type}", "gmm.n_init=1", "gmm.refit_max_iter=10", "gmm.max_iter=20",
-        f"gmm.finetune_epochs={max(1, args.epochs // 3)}", "gmm.refit_every_n_epochs=1",
+        f"gmm.covariance_type={args.covariance_type}", "gmm.n_init=1", "head.refit_max_iter=10", "gmm.max_iter=20",
+        f"loss.finetune_epochs={max(1, args.epochs // 3)}", "head.refit_every_n_epochs=1",
         f"trainer.max_epochs={args.epochs}", f"trainer.accelerator={'gpu' if gpu else 'cpu'}",
         "trainer.enable_progress_bar=false", "callbacks=none", "logger=none", "save_pictures=false",
         "+callbacks.kmeans._target_=gnngmm.baselines.KMeansBaseline", "+callbacks.kmeans.path=baselines.json",

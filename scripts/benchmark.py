@@ -64,20 +64,20 @@ ANOMALY_METHODS = {
 }
 METHODS = {
     "gnngmm": lambda ds: [f"experiment={ds}"],
-    # the GMM head steering NS4GC's negatives (gmm.steer=false_negatives, gnngmm/steering.py)
-    "gnngmm-fn": lambda ds: [f"experiment={ds}", "gmm.steer=false_negatives"],  # an ablation: on request only
+    # the GMM head steering NS4GC's negatives (steer=false_negatives, gnngmm/steering/)
+    "gnngmm-fn": lambda ds: [f"experiment={ds}", "steer=false_negatives"],  # an ablation: on request only
     # what a graph gets with no experiment (`python train.py data=<graph>`): one setting for every graph
     "gnngmm-defaults": lambda ds: [f"data={ds}"],
     # stage 1 alone (NS4GC pretraining, then one fresh fit of the head): what the GMM phase adds
-    "gnngmm-stage1": lambda ds: [f"experiment={ds}", "gmm.finetune_epochs=0",
+    "gnngmm-stage1": lambda ds: [f"experiment={ds}", "loss.finetune_epochs=0",
                                  f"trainer.max_epochs={stage1_epochs(ds)}"],
     # training-free baselines, the same kind of head and no training: SSGC features (K=8,
     # alpha=0.05) with each node's row L2-normalised (without it a PCA follows the nodes with the
     # most words: Photo NMI 0.35), PCA-64 + L2, an isotropic GMM from a 10-restart k-means basin;
     # spectral: the rows projected on their top K principal directions (K = gmm.k), renormalised,
     # then the same GMM -- a low-rank subspace in the spirit of MS2CAG
-    "ssgc-gmm": lambda ds: [*_training_free(ds), "gmm.embedding.pca_dim=64"],
-    "spectral-gmm": lambda ds: [*_training_free(ds), "gmm.embedding.pca_dim=${gmm.k}"],
+    "ssgc-gmm": lambda ds: [*_training_free(ds), "head.transform.pca_dim=64"],
+    "spectral-gmm": lambda ds: [*_training_free(ds), "head.transform.pca_dim=${gmm.k}"],
 }
 
 
@@ -89,13 +89,13 @@ def stage1_epochs(ds: str) -> int:
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={ds}"])
-    return int(cfg.trainer.max_epochs) - int(cfg.gmm.finetune_epochs)
+    return int(cfg.trainer.max_epochs) - int(cfg.loss.finetune_epochs)
 
 
 def _training_free(ds: str) -> list[str]:
     return [
         f"data={ds}", "encoder=sgc", "encoder.normalize=true", "gmm.covariance_type=isotropic", "gmm.kmeans_n_init=10",
-        "gmm.n_init=1", "gmm.final_fresh_fit=false", *(["data.normalize_features=none"] if ds in ("photo", "cs") else []),
+        "gmm.n_init=1", "head.final_fresh_fit=false", *(["data.normalize_features=none"] if ds in ("photo", "cs") else []),
     ]
 
 

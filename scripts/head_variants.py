@@ -170,7 +170,7 @@ def restart_choices(est: GNNGMM, data, restarts: int, y) -> dict[str, dict]:
     """``restarts`` fresh isotropic fits (one k-means++ seeding each) of the model's GMM input;
     the one each rule keeps, with its NMI / ARI."""
     z = est.transform(data).double()
-    k = est.module_.gmm.n_components
+    k = est.n_clusters_
     fits = []
     for seed in range(restarts):
         gmm = GaussianMixture(k, covariance_type="isotropic", max_iter=200, random_state=seed).fit(z)
@@ -199,7 +199,7 @@ def main(argv=None) -> None:
     if not models:
         raise SystemExit(f"no {pattern}: run scripts/benchmark.py first")
     first = GNNGMM.load(models[0])
-    settings = (first.module_.run_config or {}).get("data", {})
+    settings = dict(first.data_source_ or {})
     dm = GraphDataModule(name=args.dataset, data_dir=str(ROOT / "data"), mirror_dir=str(ROOT.parent / "shared" / "datasets"),
                          normalize_features=settings.get("normalize_features", "row"))
     dm.setup("fit")

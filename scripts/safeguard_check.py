@@ -1,4 +1,4 @@
-"""The safeguards (``gmm.keep_best``, ``gmm.keep_best_silhouette``) on runs that decline, and what
+"""The safeguards (``safeguard.modularity``, ``safeguard.silhouette``) on runs that decline, and what
 they cost on runs that do not.
 
     python scripts/safeguard_check.py                      # 5 seeds; reads logs/benchmark for part 2
@@ -13,7 +13,7 @@ they cost on runs that do not.
    gets (no experiment: NS4GC's Photo settings since 2026-11-27).
 2. **A decline modularity does not see**: CiteSeer trained with Photo's settings (``experiment=photo
    data=citeseer``, what the defaults give it): NMI peaks by epoch 20 and falls while modularity rises; the clusters blur
-   (their silhouette falls), which ``keep_best_silhouette`` catches. Off and on, as in 1.
+   (their silhouette falls), which ``safeguard.silhouette`` catches. Off and on, as in 1.
 3. **Their cost on the development graphs**: the runs ``scripts/benchmark.py`` left (every refit's
    modularity and, before the GMM phase, silhouette are in their ``history.csv``): how far each
    run fell under its best refit, and whether a safeguard fired.
@@ -41,7 +41,7 @@ GRAPH = [
 ]
 PLANTED = ["experiment=cs", *GRAPH]
 # safeguard off / on with CS's settings; the defaults a new graph gets (no experiment)
-OFF = ["gmm.keep_best=null", "gmm.keep_best_silhouette=null"]
+OFF = ["safeguard=none"]
 SETTINGS = {"off": [*PLANTED, *OFF], "on": PLANTED, "defaults": GRAPH}
 BLURRING = ["experiment=photo", "data=citeseer"]
 
@@ -127,13 +127,13 @@ def blurring(seeds: int, runs: Path, threads: int) -> list[str]:
 def development(benchmark: Path) -> list[str]:
     from omegaconf import OmegaConf
 
-    gmm = OmegaConf.load(ROOT / "conf" / "gmm" / "default.yaml")  # the thresholds the runs used by default
+    guards = OmegaConf.load(ROOT / "conf" / "safeguard" / "default.yaml")  # the thresholds the runs used by default
     lines = [
         f"Development graphs: the `gnngmm` runs of `scripts/benchmark.py` under `{benchmark}`.",
         "",
         f"| dataset | runs | a safeguard fired | modularity drop at the end: mean / largest (threshold "
-        f"{gmm.keep_best:.0%}) | silhouette drop at the GMM phase's start: mean / largest (threshold "
-        f"{gmm.keep_best_silhouette:.0%}) |",
+        f"{guards.modularity.tolerance:.0%}) | silhouette drop at the GMM phase's start: mean / largest (threshold "
+        f"{guards.silhouette.tolerance:.0%}) |",
         "|---|---|---|---|---|",
     ]
     for dataset in ("cora", "citeseer", "photo", "cs"):

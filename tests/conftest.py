@@ -23,7 +23,7 @@ SMALL = [
     "trainer.enable_progress_bar=false",
     "encoder.hidden_channels=32",
     "encoder.out_channels=32",
-    "gmm.embedding.pca_dim=8",
+    "head.transform.pca_dim=8",
     "gmm.n_init=1",
     "save_pictures=false",
 ]

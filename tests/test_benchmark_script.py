@@ -67,7 +67,7 @@ def test_safeguard_check_composes_its_planted_runs_and_reports_them(tmp_path, mo
     def fake_run(overrides, run_dir, threads):  # modularity falls 40% after epoch 9 when unguarded
         run_dir.mkdir(parents=True)
         (run_dir / "history.csv").write_text("epoch,cluster_sizes,gmm/modularity,nmi\n9,1;2,0.5,0.7\n219,1;2,0.3,0.45\n")
-        guarded = "gmm.keep_best=null" not in overrides and "gmm.keep_best_silhouette=null" not in overrides
+        guarded = "safeguard=none" not in overrides
         return {"nmi": 0.7 if guarded else 0.45, "ari": 0.75, "restored_epoch": 9 if guarded else None}
 
     monkeypatch.setattr(check, "train_run", fake_run)
@@ -85,7 +85,7 @@ def test_safeguard_check_composes_its_planted_runs_and_reports_them(tmp_path, mo
     def fake_blurring(overrides, run_dir, threads):  # modularity rises while NMI falls
         run_dir.mkdir(parents=True)
         (run_dir / "history.csv").write_text("epoch,cluster_sizes,gmm/modularity,nmi\n19,1;2,0.74,0.42\n219,1;2,0.77,0.29\n")
-        guarded = "gmm.keep_best_silhouette=null" not in overrides
+        guarded = "safeguard=none" not in overrides
         return {"nmi": 0.44 if guarded else 0.29, "ari": 0.45, "restored_epoch": 19 if guarded else None}
 
     monkeypatch.setattr(check, "train_run", fake_blurring)

@@ -13,7 +13,6 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf
 
 from conftest import ROOT
 from gnngmm import GNNGMM
@@ -24,8 +23,8 @@ from gnngmm.train import train
 from raw_fixtures import graph, write_planetoid
 
 # the CLI tests' SMALL overrides, as estimator arguments
-SMALL = dict(max_epochs=2, encoder_kwargs={"hidden_channels": 32, "out_channels": 32},
-             embedding_kwargs={"pca_dim": 8}, gmm_kwargs={"n_init": 1}, random_state=0)
+SMALL = dict(trainer={"max_epochs": 2}, encoder={"hidden_channels": 32, "out_channels": 32},
+             head={"transform": {"pca_dim": 8}}, gmm={"n_init": 1}, random_state=0)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -80,68 +79,60 @@ def _composed_default(overrides=()):
     with initialize_config_module("gnngmm.conf", version_base="1.3"):
         cfg = compose("train", overrides=["paths.root_dir=/tmp", "paths.output_dir=/tmp", *overrides])
     GlobalHydra.instance().clear()
-    return OmegaConf.to_container(cfg, resolve=True)
+    return cfg
 
 
-def test_class_defaults_are_the_configs():
-    """One source of truth: the estimator's defaults are `python train.py`'s, argument by argument
-    and setting by setting (a drift on either side fails here)."""
-    from_conf = GNNGMM.from_config(_composed_default())
-    default = GNNGMM()
-    ours, theirs = default.get_params(), from_conf.get_params()
-    for name in ("n_clusters", "covariance_type", "max_epochs", "finetune_epochs", "gmm_loss_weight", "lr",
-                 "weight_decay", "optimizer", "normalize_features", "anomaly_score", "contamination", "k_criterion",
-                 "random_state", "accelerator", "devices"):
-        assert ours[name] == theirs[name], name
-    assert list(ours["k_range"]) == list(theirs["k_range"])
-    mine, conf = default.resolved_settings(), from_conf.resolved_settings()
-    for group in ("encoder", "objective", "gmm", "embedding", "data"):
+def test_one_source_of_defaults():
+    """The estimator's defaults are read from conf/: a plain GNNGMM and `python train.py`'s estimator
+    resolve to the same settings, group by group."""
+    from gnngmm.train import estimator_arguments
+
+    cli = GNNGMM(**estimator_arguments(_composed_default()))
+    mine, conf = GNNGMM(7).settings(), cli.settings()
+    for group in ("encoder", "objective", "optimizer", "steer", "safeguard", "gmm", "head", "loss", "data"):
         assert mine[group] == conf[group], group
-    conf["trainer"].pop("default_root_dir")
-    conf["trainer"].pop("enable_progress_bar")
+    for key in ("default_root_dir", "enable_progress_bar"):
+        conf["trainer"].pop(key)
     assert mine["trainer"] == conf["trainer"]
-    # the lower-level classes start where the configs do, too
-    from gnngmm.embedding import EmbeddingTransform
-    from gnngmm.encoders import GNNEncoder
-    from gnngmm.module import GNNGMMModule
-
-    encoder = GNNEncoder(10)
-    assert (encoder.gnn.num_layers, encoder.gnn.hidden_channels, encoder.out_channels) == (
-        conf["encoder"]["num_layers"], conf["encoder"]["hidden_channels"], conf["encoder"]["out_channels"])
-    assert EmbeddingTransform().center == conf["embedding"]["center"]
-    module = GNNGMMModule(encoder, None, None, EmbeddingTransform())
-    assert (module.gmm_loss_weight, module.gmm_loss_on, module.gmm_loss_scale_free) == (
-        ours["gmm_loss_weight"], conf["gmm"]["loss_on"], conf["gmm"]["loss_scale_free"])
+    assert GNNGMM().anomaly_score == cli.anomaly_score and GNNGMM().contamination == cli.contamination
+    assert GNNGMM().n_clusters is None, "no dataset-specific K"
 
 
 def test_scikit_learn_protocol():
     from sklearn.base import clone
 
-    model = GNNGMM(5, encoder="sage", encoder_kwargs={"hidden_channels": 16}, contamination=0.05)
+    from sklearn.exceptions import NotFittedError
+
+    model = GNNGMM(5, encoder="sage", loss={"weight": 1.0}, contamination=0.05)
     copy = clone(model)
     assert copy is not model and copy.get_params() == model.get_params()
     assert copy.set_params(n_clusters="auto").n_clusters == "auto" and model.n_clusters == 5
     assert "n_clusters=5" in repr(model) and "encoder='sage'" in repr(model)
-    with pytest.raises(ValueError, match="no parameter 'k'"):
+    with pytest.raises(ValueError, match="Invalid parameter 'k'"):
         model.set_params(k=3)
     assert not hasattr(model, "labels_"), "__init__ stores its arguments only"
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         model.predict()
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"n_clusters": 0}, r"gmm.k \(n_clusters\) must be >= 1"), ({"covariance_type": "bogus"}, "covariance_type='bogus' is not one of"),
-     ({"max_epochs": -1}, "max_epochs.*=-1 is not an integer >= 1"), ({"contamination": 0.7}, "contamination=0.7"),
-     ({"encoder": "transformer"}, "encoder='transformer' is not one of .*gcn"), ({"gmm_kwargs": {"tol2": 1}}, "tol2"),
-     ({"data_kwargs": {"loader": "magic"}}, "data.loader='magic'"), ({"n_clusters": 10_000}, "exceeds the number of nodes")],
+    [({"n_clusters": 0}, r"gmm.k \(n_clusters\) must be >= 1"), ({"n_clusters": None}, "gmm.k .*is not set"),
+     ({"gmm": {"covariance_type": "bogus"}}, "gmm.covariance_type='bogus' is not one of"),
+     ({"trainer": {"max_epochs": -1}}, "trainer.max_epochs=-1 is not an integer >= 1"),
+     ({"contamination": 0.7}, "contamination=0.7"), ({"encoder": "transformer"}, "encoder='transformer' is not one of .*gcn"),
+     ({"gmm": {"tol2": 1}}, "tol2"), ({"head": {"transform": {"pca": 3}}}, "head.transform: unknown setting"),
+     ({"loss": {"embedding": "both"}}, "loss.embedding='both' is not one of views, clean"),
+     ({"data": {"loader": "magic"}}, "data.loader='magic'"), ({"random_state": "x"}, "seed='x' is not an integer"),
+     ({"safeguard": {"m": {"_target_": "gnngmm.safeguards.KeepBestModularity", "tolerance": 2}}}, "tolerance=2"),
+     ({"n_clusters": 10_000}, "exceeds the number of nodes")],
 )
 def test_bad_arguments_fail_in_fit_with_one_clear_line(cora, kwargs, message, monkeypatch):
     import lightning
 
     monkeypatch.setattr(lightning.Trainer, "fit", lambda *a, **k: pytest.fail("trained before checking"))
     with pytest.raises(InputError, match=message):
-        GNNGMM(**kwargs).fit(cora)
+        GNNGMM(**{"n_clusters": 7, **kwargs}).fit(cora)
 
 
 def test_fit_leaves_the_callers_data_and_global_state_alone(cora):
@@ -152,7 +143,7 @@ def test_fit_leaves_the_callers_data_and_global_state_alone(cora):
     random.seed(7)
     states = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
     threads = torch.get_num_threads()
-    GNNGMM(3, **{**SMALL, "max_epochs": 1}).fit(cora)
+    GNNGMM(3, **{**SMALL, "trainer": {"max_epochs": 1}}).fit(cora)
     assert set(cora.keys()) == keys and all(torch.equal(before[k], cora[k]) for k in before)
     assert torch.equal(states[0], torch.get_rng_state()) and (states[1] == np.random.get_state()[1]).all()
     assert states[2] == random.getstate() and torch.get_num_threads() == threads
@@ -217,7 +208,7 @@ def test_a_training_checkpoint_loads_the_same_way(cora, make_cfg, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
     assert final.predict(cora).tolist() == [int(r["cluster"]) for r in rows]
     last = GNNGMM.load(tmp_path / "out" / "checkpoints" / "last.ckpt")  # the last epoch's mixture
-    assert last.n_clusters_ == metrics["k"] and last.max_epochs == 2 and last.encoder["hidden_channels"] == 32
+    assert last.n_clusters_ == metrics["k"] and last.trainer["max_epochs"] == 2 and last.encoder["hidden_channels"] == 32
     assert last.predict(cora).shape == (560,)
 
 
@@ -227,7 +218,7 @@ def test_custom_modules_are_accepted_and_saved(cora, tmp_path):
 
     torch.manual_seed(0)
     model = GNNGMM(4, encoder=GNNEncoder(48, hidden_channels=16, out_channels=8), objective=CCASSG(),
-                   max_epochs=2, anomaly_score="nll").fit(cora)
+                   trainer={"max_epochs": 2}, anomaly_score="nll").fit(cora)
     path = model.save(tmp_path / "custom.ckpt")
     with pytest.raises(InputError, match="weights_only=False"):
         GNNGMM.load(path)
@@ -248,10 +239,10 @@ def test_importing_gnngmm_changes_no_global_state():
 
 
 def test_a_k_above_a_tenth_of_the_nodes_warns_with_the_memory_it_needs(cora):
-    from gnngmm.estimator import GNNGMMWarning
+    from gnngmm.base import GNNGMMWarning
 
     with pytest.warns(GNNGMMWarning, match=r"gmm.k=60 is above 10% of the 560 nodes: .* MB"):
-        GNNGMM(60, **{**SMALL, "max_epochs": 1}, anomaly_score="nll").fit(cora)
+        GNNGMM(60, **{**SMALL, "trainer": {"max_epochs": 1}}, anomaly_score="nll").fit(cora)
 
 
 def test_head_variants_script_derives_partitions_from_a_fitted_model(fitted, cora):
@@ -270,19 +261,3 @@ def test_head_variants_script_derives_partitions_from_a_fitted_model(fitted, cor
     # warm refits keep the components' order, so their partitions line up with the trained one
     assert min(agree["warm diag"], agree["warm spherical"], agree["warm full"]) > 0.9
     assert agree["responsibilities smoothed, t=4"] < 1.0  # four smoothing steps move some nodes
-
-
-def test_row_summaries_equal_the_whole_table_formulas_in_any_blocking():
-    from gnngmm.head import row_summaries
-
-    torch.manual_seed(0)
-    log_prob = torch.randn(1000, 5, dtype=torch.float64) * 10
-    log_norm = torch.logsumexp(log_prob, 1)
-    log_resp = log_prob - log_norm[:, None]
-    resp = log_resp.exp()
-    for rows in (77, 1000, 1 << 16):
-        cluster, max_resp, entropy, norm = row_summaries(log_prob, rows=rows)
-        assert torch.equal(cluster, resp.argmax(1))
-        torch.testing.assert_close(max_resp, resp.max(1).values, rtol=0, atol=1e-15)
-        torch.testing.assert_close(entropy, -(resp * log_resp).sum(1), rtol=0, atol=1e-12)
-        torch.testing.assert_close(norm, log_norm, rtol=0, atol=1e-12)

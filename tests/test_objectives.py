@@ -9,7 +9,7 @@ from gnngmm.embedding import EmbeddingTransform
 from gnngmm.encoders import GNNEncoder
 from gnngmm.metrics import clustering_metrics
 from gnngmm.mixture import GaussianMixture
-from gnngmm.components import build
+from gnngmm.pipeline import _make
 from gnngmm.objectives import CCASSG, DGI, GAE, GRACE, NS4GC
 from gnngmm.data.synthetic import planted_partition
 
@@ -23,8 +23,8 @@ def planted():
 def train_encoder(data, objective_cls, epochs, out=32, **kwargs):
     torch.manual_seed(0)
     encoder = GNNEncoder(data.num_features, hidden_channels=64, out_channels=out, num_layers=2, act="selu", out_act=None)
-    # dim is passed only to objectives that take it (DGI, GRACE), as the estimator does
-    objective = build({"_target_": f"{objective_cls.__module__}.{objective_cls.__name__}", **kwargs}, dim=out)
+    # dim is passed only to objectives that take it (DGI, GRACE), as the pipeline does
+    objective = _make({"_target_": f"{objective_cls.__module__}.{objective_cls.__name__}", **kwargs}, dim=out)
     optimizer = torch.optim.Adam(list(encoder.parameters()) + list(objective.parameters()), lr=0.01)
     losses = []
     for _ in range(epochs):
@@ -64,10 +64,10 @@ def test_raw_features_alone_do_not(planted):
 def test_gmm_term_on_views_is_scale_free_and_runs(make_cfg):
     from gnngmm.train import train
 
-    metrics = train(make_cfg("objective=ns4gc", "gmm.covariance_type=isotropic", "gmm.loss_weight=3.0",
-                             "gmm.loss_scale_free=true", "gmm.loss_on=views", "gmm.loss_start_epoch=2",
-                             "gmm.reseed_at_loss_start=true", "gmm.kmeans_n_init=5", "trainer.max_epochs=4",
-                             "gmm.embedding.pca_dim=null", "gmm.embedding.center=false"))
+    metrics = train(make_cfg("objective=ns4gc", "gmm.covariance_type=isotropic", "loss.weight=3.0",
+                             "loss.scale_free=true", "loss.embedding=views", "loss.start_epoch=2",
+                             "head.reseed_at_loss_start=true", "gmm.kmeans_n_init=5", "trainer.max_epochs=4",
+                             "head.transform.pca_dim=null", "head.transform.center=false"))
     assert metrics["nmi"] > 0.5
 
 
@@ -119,8 +119,8 @@ def test_every_fresh_fit_during_training_makes_gmm_n_init_restarts(make_cfg, mon
     original = GaussianMixture.fit
     monkeypatch.setattr(GaussianMixture, "fit", lambda self, X, y=None: (
         fresh.append(self.n_init) if not self.warm_start else None, original(self, X, y))[1])
-    train(make_cfg("gmm.n_init=3", "trainer.max_epochs=4", "gmm.refit_every_n_epochs=1", "gmm.loss_start_epoch=2",
-                   "gmm.reseed_at_loss_start=true"))
+    train(make_cfg("gmm.n_init=3", "trainer.max_epochs=4", "head.refit_every_n_epochs=1", "loss.start_epoch=2",
+                   "head.reseed_at_loss_start=true"))
     assert len(fresh) >= 2 and set(fresh) == {3}
 
 

@@ -103,13 +103,13 @@ def test_ddp_ranks_divide_the_seed_nodes_and_hold_one_gmm(tmp_path, mirror):
         "        self.seen.setdefault(trainer.current_epoch, []).append(batch.n_id[: batch.batch_size])\n"
         "    def on_train_end(self, trainer, module):\n"
         "        seen = {e: torch.cat(v) for e, v in self.seen.items()}\n"
-        "        torch.save({'seen': seen, 'means': module.gmm.means_.cpu()}, f'{self.out}/rank{trainer.global_rank}.pt')\n"
+        "        torch.save({'seen': seen, 'means': module.head.mixture.means_.cpu()}, f'{self.out}/rank{trainer.global_rank}.pt')\n"
     )
     run = tmp_path / "run"
     result = run_cli(
         ["train.py", "trainer=ddp_sim", "trainer.max_epochs=2", "data.loader=neighbor", "data.batch_size=64",
          "logger=csv", "callbacks.progress_bar=null", "trainer.enable_progress_bar=false", "encoder.hidden_channels=32",
-         "encoder.out_channels=32", "gmm.embedding.pca_dim=8", f"hydra.run.dir={run}", f"paths.data_dir={tmp_path}/data",
+         "encoder.out_channels=32", "head.transform.pca_dim=8", f"hydra.run.dir={run}", f"paths.data_dir={tmp_path}/data",
          f"paths.mirror_dir={mirror}", "save_pictures=false", "+callbacks.seen._target_=seen_nodes.SeenNodes",
          f"+callbacks.seen.out={tmp_path}"],
         cwd=ROOT, env_extra={"PYTHONPATH": str(tmp_path)},
@@ -138,7 +138,7 @@ def test_full_batch_under_ddp_is_refused_before_training(tmp_path, mirror, monke
     monkeypatch.setattr(lightning.Trainer, "fit", lambda *a, **k: pytest.fail("trained before checking"))
     data = load_dataset("cora", tmp_path / "data", mirror)
     with pytest.raises(InputError, match="data.loader=full under DDP.*data.loader=neighbor"):
-        GNNGMM(accelerator="cpu", devices=2, trainer_kwargs={"strategy": "ddp_spawn"}).fit(data)
+        GNNGMM(7, trainer={"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"}).fit(data)
 
 
 def test_shard_sampler_divides_every_epoch_and_repeats_on_resume():
@@ -460,7 +460,7 @@ def test_ogb_without_the_package_is_one_clear_line(tmp_path, mirror, monkeypatch
 
 def test_ogbn_products_experiment_takes_the_scalable_path(make_cfg):
     pytest.importorskip("ogb")
-    cfg = make_cfg("experiment=ogbn_products", "trainer.max_epochs=2", "gmm.finetune_epochs=1", "data.batch_size=128",
+    cfg = make_cfg("experiment=ogbn_products", "trainer.max_epochs=2", "loss.finetune_epochs=1", "data.batch_size=128",
                    "encoder.hidden_channels=32", "encoder.out_channels=16")
     assert cfg.data.loader == "nodes" and cfg.data.precompute == "sign" and cfg.encoder.arch == "mlp"
     metrics = train(cfg)

@@ -85,7 +85,7 @@ def test_optuna_preset_runs_trials_on_an_unsupervised_objective(tmp_path, mirror
     assert not LABEL_METRICS & {key.split(".")[-1] for key in cfg.hydra.sweeper.params}
     # the criterion must not be moved by construction by a searched setting (as BIC is by the
     # embedding dimension and the loss weight)
-    assert not {"gmm.embedding.pca_dim", "encoder.out_channels"} & set(cfg.hydra.sweeper.params)
+    assert not {"head.transform.pca_dim", "encoder.out_channels"} & set(cfg.hydra.sweeper.params)
     sweep = multirun(tmp_path, mirror, "hparams_search=optuna", "hydra.sweeper.n_trials=2", "launcher=joblib")
     assert len(list(sweep.glob("*/metrics.json"))) == 2
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())

@@ -313,7 +313,7 @@ def test_sigterm_mid_training_then_resume_equals_an_uninterrupted_run(tmp_path, 
     import time
 
     common = [f"paths.data_dir={tmp_path}/data", f"paths.mirror_dir={mirror}", *SMALL, "trainer.max_epochs=200",
-              "num_threads=1", "gmm.refit_every_n_epochs=1"]
+              "num_threads=1", "head.refit_every_n_epochs=1"]
     full = run_cli(["train.py", *common, f"hydra.run.dir={tmp_path}/full"], cwd=ROOT)
     assert full.returncode == 0, full.stderr[-2000:]
     cut = tmp_path / "cut"

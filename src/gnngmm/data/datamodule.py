@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from torch_geometric.data import Data
 
 from gnngmm.data.datasets import load_dataset, validate_graph
-from gnngmm.data.preprocess import PRECOMPUTE, GraphLabels, clean_edges, preprocess, split_labels
+from gnngmm.data.preprocess import GraphLabels, clean_edges, preprocess, split_labels
 from gnngmm.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,20 @@ class NodeBatches:
 class GraphDataModule(L.LightningDataModule):
     """One graph: a named dataset (``name``), a planted partition (``planted``), files
     (``name="files"`` with ``edges``/``features``/``labels``) or a given ``Data`` (``data``).
-    After ``setup`` the model's graph is ``self.data`` and its labels, set aside, ``self.labels``."""
+    After ``setup`` the model's graph is ``self.data`` and its labels, set aside, ``self.labels``.
+
+    Its arguments are ``conf/data``'s (``conf/data/default.yaml`` documents each): which graph
+    (``name``, ``data_dir``, ``mirror_dir``, ``download``, ``planted``, ``edges``, ``features``,
+    ``labels``, ``inject``, ``seed``; ``num_classes`` is only the command line's default K), how it
+    is prepared (``normalize_features``, ``clean``, ``keep_raw_features``, ``precompute*``:
+    :meth:`preparation`) and how it is batched (``loader``, ``num_parts``, ``batch_size``,
+    ``num_neighbors``, ``num_workers``, ``full_batch_guard``, ``memory_limit_gb``).
+    """
+
+    #: the arguments that say how a graph is prepared: another graph scored by a fitted model
+    #: goes through the same preparation
+    PREPARATION = ("normalize_features", "clean", "keep_raw_features", "precompute", "precompute_hops",
+                   "precompute_norm")
 
     def __init__(
         self,
@@ -72,13 +85,16 @@ class GraphDataModule(L.LightningDataModule):
         data: Data | None = None,
         clean: bool = True,
         keep_raw_features: bool = False,
+        num_classes: int | None = None,
     ):
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "data", "__class__")}
         super().__init__()
-        if loader not in LOADERS:
-            raise InputError(f"data.loader={loader!r} is not one of {', '.join(LOADERS)}")
-        if precompute not in PRECOMPUTE:
-            raise InputError(f"data.precompute={precompute!r} is not one of {', '.join(PRECOMPUTE)}")
+        from gnngmm.validation import check_group
+
+        check_group("data", arguments)
+        self.arguments = arguments
         self.name = name
+        self.num_classes = num_classes
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.mirror_dir = mirror_dir
         self.feature_norm = normalize_features
@@ -101,6 +117,14 @@ class GraphDataModule(L.LightningDataModule):
         self.data: Data | None = None
         self.labels = GraphLabels()
         self.node_ids: list | None = None  # the files' node ids, in node order
+
+    def preparation(self) -> dict:
+        """How this module prepares its graph (:attr:`PREPARATION`), to prepare another the same way."""
+        return {key: self.arguments[key] for key in self.PREPARATION}
+
+    def describe(self) -> dict:
+        """Its arguments (without a given ``Data``): enough to load the same graph again."""
+        return dict(self.arguments)
 
     def prepare_data(self) -> None:  # download / copy once, on one process
         if self.source is None and self.name not in ("planted", "files"):

@@ -9,26 +9,7 @@ import warnings
 
 import torch
 from torch import Tensor
-from torch_geometric.utils import add_remaining_self_loops, degree
 
-
-def gcn_edge_weights(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
-    """Edges with self-loops and their symmetric GCN normalisation weights."""
-    edge_index, _ = add_remaining_self_loops(edge_index, num_nodes=num_nodes)
-    deg = degree(edge_index[1], num_nodes)
-    inv_sqrt = deg.pow(-0.5)
-    inv_sqrt[torch.isinf(inv_sqrt)] = 0
-    return edge_index, inv_sqrt[edge_index[0]] * inv_sqrt[edge_index[1]]
-
-
-def csr_adjacency(edge_index: Tensor, weight: Tensor, num_nodes: int) -> Tensor:
-    """Sparse CSR matrix with ``out[dst] = sum over edges of weight * x[src]``."""
-    coo = torch.sparse_coo_tensor(
-        edge_index.flip(0), weight, (num_nodes, num_nodes), check_invariants=False
-    ).coalesce()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return coo.to_sparse_csr()
 
 
 def index_dtype(nnz: int) -> torch.dtype:

@@ -1,12 +1,15 @@
-"""What every self-supervised objective returns, and the augmentations they share.
+"""The objective interface (what a step takes and returns) and the augmentations objectives share.
 
 Objectives know encoders, not Hydra or the GMM. Augmentations are masks the encoder applies
 (``edge_mask`` over edges, ``feature_mask`` over input features), so no augmented copy of the
-graph or the feature matrix is built per step.
+graph or the feature matrix is built per step. What the mixture may pass into a step (a
+steering strategy's :class:`Guidance`) is an explicit, optional input; an objective declares the
+fields it reads in ``accepts``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -15,21 +18,53 @@ from torch import Tensor, nn
 
 @dataclass
 class ObjectiveOutput:
-    loss: Tensor  # the self-supervised loss (scalar)
-    # The clean-view embedding of the batch's seed nodes when the objective computed it anyway;
-    # None lets the module run the clean forward pass only when the GMM term needs it.
+    """What one step of an objective returns.
+
+    Attributes:
+        loss: the self-supervised loss, a scalar.
+        embedding: ``(n, D)`` the clean-view embedding of the batch's seed nodes when the objective
+            computed it anyway; None lets the module run the clean forward pass only when needed.
+        views: ``(n, D)`` each, the embeddings of the augmented views (seed nodes).
+    """
+
+    loss: Tensor
     embedding: Tensor | None = None
-    # Embeddings of the augmented views (seed nodes), for a GMM term on the views.
     views: tuple[Tensor, ...] = ()
 
 
-class Objective(nn.Module):
-    """``forward(encoder, batch) -> ObjectiveOutput``. ``batch`` is a PyG ``Data`` (whole graph
-    or sampled subgraph); objectives that need node-level targets use only its first
-    ``batch.batch_size`` nodes when the loader sets it (seed nodes of a NeighborLoader)."""
+@dataclass
+class Guidance:
+    """Optional inputs a steering strategy passes into an objective's step.
 
-    def forward(self, encoder: nn.Module, batch) -> ObjectiveOutput:  # pragma: no cover - interface
-        raise NotImplementedError
+    Attributes:
+        assign: maps encoder outputs ``(n, D)`` to ``(n, K)`` responsibilities of the fixed mixture
+            (no gradient is taken through it); an objective with pair terms may weight each pair
+            by the probability that its two nodes lie in different components.
+        edge_scale: ``(E,)`` factors (mean about 1) on the views' edge-drop rate, one per edge of
+            the batch.
+    """
+
+    assign: Callable[[Tensor], Tensor] | None = None
+    edge_scale: Tensor | None = None
+
+    def fields(self) -> set[str]:
+        """The names of the fields that are set."""
+        return {name for name in ("assign", "edge_scale") if getattr(self, name) is not None}
+
+
+class Objective(nn.Module):
+    """``forward(encoder, batch, guidance=None) -> ObjectiveOutput``.
+
+    ``batch`` is a PyG ``Data`` (the whole graph or a sampled subgraph); objectives that need
+    node-level targets use only its first ``batch.batch_size`` nodes when the loader sets it (the
+    seed nodes of a neighbour sampler). ``accepts`` names the :class:`Guidance` fields the
+    objective reads; the others are ignored.
+    """
+
+    accepts: frozenset[str] = frozenset()
+
+    def forward(self, encoder: nn.Module, batch, guidance: Guidance | None = None) -> ObjectiveOutput:
+        raise NotImplementedError  # pragma: no cover - interface
 
 
 def seed_count(batch) -> int:
@@ -55,10 +90,8 @@ def sampled_drop_rate(batch, p: float) -> Tensor:
     in the graph and ``c_v`` sampled ones (``c_v <= fanout``) keeps each sampled edge with
     probability ``min(1, (1 - p) d_v / c_v)``, so about ``min(c_v, (1 - p) d_v)`` survive, as a
     fanout drawn from the thinned graph would. Where the fanout covers the neighbourhood this is
-    ``p``; on a hub (Reddit: ~490 edges, fanout 10) it is 0. Dropping ``p`` of the sampled edges
-    instead left a hub ~2 neighbours per view under ``drop_edge=0.8`` (planted Reddit, GAT,
-    scale 0.1: NMI 0.70 against 0.83 with this rate; docs/scaling.md). Induced subgraphs of
-    random node sets (``random_nodes``) keep the plain rate: they thin every edge alike. ``(E,)``."""
+    ``p``; on a hub with far more edges than the fanout it is 0. Induced subgraphs of random
+    node sets (``random_nodes``) keep the plain rate: they thin every edge alike. Returns ``(E,)``."""
     dst = batch.edge_index[1]
     sampled = torch.bincount(dst, minlength=batch.num_nodes).clamp_min(1).to(torch.float32)
     keep = ((1.0 - p) * batch.full_degree.to(torch.float32) / sampled).clamp_max(1.0)

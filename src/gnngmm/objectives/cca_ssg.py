@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from gnngmm.objectives.base import Objective, ObjectiveOutput, augmented_view, seed_count
+from gnngmm.objectives.base import Guidance, Objective, ObjectiveOutput, augmented_view, seed_count
 
 
 def standardize(z: torch.Tensor) -> torch.Tensor:
@@ -26,7 +26,7 @@ class CCASSG(Objective):
         self.lam = lam
         self.drop_edge, self.drop_feature = tuple(drop_edge), tuple(drop_feature)
 
-    def forward(self, encoder, batch) -> ObjectiveOutput:
+    def forward(self, encoder, batch, guidance: Guidance | None = None) -> ObjectiveOutput:
         n = seed_count(batch)
         views = [augmented_view(encoder, batch, pe, pf)[:n] for pe, pf in zip(self.drop_edge, self.drop_feature)]
         z1, z2 = (standardize(v) for v in views)

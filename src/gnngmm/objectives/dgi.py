@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gnngmm.objectives.base import Objective, ObjectiveOutput, seed_count
+from gnngmm.objectives.base import Guidance, Objective, ObjectiveOutput, seed_count
 
 
 class DGI(Objective):
@@ -20,7 +20,7 @@ class DGI(Objective):
         bound = 1.0 / math.sqrt(dim)
         nn.init.uniform_(self.weight, -bound, bound)
 
-    def forward(self, encoder, batch) -> ObjectiveOutput:
+    def forward(self, encoder, batch, guidance: Guidance | None = None) -> ObjectiveOutput:
         pos = encoder(batch.x, batch.edge_index)
         perm = torch.randperm(batch.num_nodes, device=batch.x.device)
         neg = encoder(batch.x[perm], batch.edge_index)

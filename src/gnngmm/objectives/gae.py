@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.utils import negative_sampling
 
-from gnngmm.objectives.base import Objective, ObjectiveOutput, seed_count
+from gnngmm.objectives.base import Guidance, Objective, ObjectiveOutput, seed_count
 
 
 class GAE(Objective):
@@ -16,7 +16,7 @@ class GAE(Objective):
     def __init__(self):
         super().__init__()
 
-    def forward(self, encoder, batch) -> ObjectiveOutput:
+    def forward(self, encoder, batch, guidance: Guidance | None = None) -> ObjectiveOutput:
         z = encoder(batch.x, batch.edge_index)
         pos = batch.edge_index
         neg = negative_sampling(pos, num_nodes=batch.num_nodes, num_neg_samples=pos.shape[1])

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gnngmm.objectives.base import Objective, ObjectiveOutput, augmented_view, seed_count
+from gnngmm.objectives.base import Guidance, Objective, ObjectiveOutput, augmented_view, seed_count
 
 
 def info_nce(h1, h2, tau: float, max_nodes: int | None = None):
@@ -39,7 +39,7 @@ class GRACE(Objective):
         self.proj = nn.Sequential(nn.Linear(dim, proj_dim), nn.ELU(), nn.Linear(proj_dim, dim))
         self.tau, self.drop_edge, self.drop_feature, self.max_nodes = tau, tuple(drop_edge), tuple(drop_feature), max_nodes
 
-    def forward(self, encoder, batch) -> ObjectiveOutput:
+    def forward(self, encoder, batch, guidance: Guidance | None = None) -> ObjectiveOutput:
         n = seed_count(batch)
         views = [augmented_view(encoder, batch, pe, pf)[:n] for pe, pf in zip(self.drop_edge, self.drop_feature)]
         loss = info_nce(self.proj(views[0]), self.proj(views[1]), self.tau, self.max_nodes)

@@ -6,20 +6,22 @@ TKDE 2024): the cosine-similarity matrix between two augmented views should be 1
         + gam * mean_(i,j) not in E sigmoid((<z1_i, z2_j> - s) / tau)``
 
 with ``z`` the L2-normalised encoder outputs. The last term is estimated on a random ``neg x neg``
-block of pairs per step (the default, 2,048: NS4GC's Photo settings), or runs over all node pairs in
-chunks (``neg`` at least the node count). ``neg=None`` scales with the graph: all pairs up to
-``all_pairs_max_nodes`` nodes in a step (10,000: Cora, CiteSeer, Photo; all pairs keep ``N x N``
-similarities for the backward pass, 0.8 GB at 10k nodes, 217 GB at Reddit's 233k, and cost ~30 s
-per epoch on one CPU thread at CS's 18k), a ``4096 x 4096`` block above.
+block of pairs per step, or runs over all node pairs in chunks (``neg`` at least the node count).
+``neg=None`` scales with the graph: all pairs up to ``all_pairs_max_nodes`` nodes in a step (all
+pairs keep ``N x N`` similarities for the backward pass), a ``4096 x 4096`` block above.
+
+Guidance (:class:`~gnngmm.objectives.base.Guidance`): ``assign`` weights each pair of the last
+term by the probability that its two nodes lie in different components; ``edge_scale`` scales the
+views' edge-drop rate per edge (whole-graph batches only).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
-from gnngmm.objectives.base import Objective, ObjectiveOutput, augmented_view, seed_count
-from gnngmm.steering import different_component_weights
+from gnngmm.objectives.base import Guidance, Objective, ObjectiveOutput, augmented_view, seed_count
 
 ALL_PAIRS_MAX_NODES = 10_000
 AUTO_NEGATIVES = 4096
@@ -33,7 +35,32 @@ def negatives(num_nodes: int, neg: int | None, all_pairs_max_nodes: int = ALL_PA
     return AUTO_NEGATIVES if num_nodes > all_pairs_max_nodes else None
 
 
+def different_component_weights(r1: Tensor, r2: Tensor) -> Tensor:
+    """``(n1, n2)``: ``1 - <r1_i, r2_j>``, the probability that two nodes lie in different
+    components (independent draws from their responsibilities ``r1`` ``(n1, K)``, ``r2`` ``(n2, K)``)."""
+    return (1.0 - r1 @ r2.T).clamp_min(0.0)
+
+
 class NS4GC(Objective):
+    """NS4GC's loss (see the module docstring).
+
+    Args:
+        s (float): similarity threshold of the sparsity term's sigmoid. (default: ``0.6``)
+        tau (float): the sigmoid's temperature. (default: ``0.1``)
+        lam (float): weight of the neighbour term. (default: ``1.0``)
+        gam (float): weight of the sparsity term. (default: ``1.0``)
+        drop_edge (tuple[float, float]): each view's edge-drop rate. (default: ``(0.8, 0.8)``)
+        drop_feature (tuple[float, float]): each view's feature-drop rate. (default: ``(0.0, 0.0)``)
+        neg (int, optional): side of the sampled block of node pairs; None: by the graph's size
+            (:func:`negatives`). (default: ``2048``)
+        chunk (int): rows per block when all pairs are summed. (default: ``4096``)
+        all_pairs_max_nodes (int): with ``neg=None``, all pairs up to this many nodes.
+        sampled_neighbours (bool): on a sampled batch, the neighbour term runs over every sampled
+            edge into a seed (not only edges between seeds). (default: ``True``)
+    """
+
+    accepts = frozenset({"assign", "edge_scale"})
+
     def __init__(
         self,
         s: float = 0.6,
@@ -57,12 +84,10 @@ class NS4GC(Objective):
         self._adjacency_source = None
         self._adjacency = None
 
-    def forward(self, encoder, batch, assign=None, edge_scale=None) -> ObjectiveOutput:
-        """``assign``: ``h -> (n, K)`` responsibilities of a fixed mixture (``gmm.steer=
-        false_negatives``); the sparsity term then weights each pair by the probability that its
-        two nodes lie in different components, so it stops pushing apart what the mixture joins.
-        ``edge_scale``: one factor per edge of ``batch`` on the views' edge-drop rate (``gmm.steer=
-        augment``, full batch only)."""
+    def forward(self, encoder, batch, guidance: Guidance | None = None) -> ObjectiveOutput:
+        """One step on ``batch``; ``guidance`` (optional) as the module docstring says."""
+        assign = guidance.assign if guidance is not None else None
+        edge_scale = guidance.edge_scale if guidance is not None else None
         n = seed_count(batch)
         if n < batch.num_nodes and self.sampled_neighbours:
             return self._sampled(encoder, batch, n, assign)
@@ -85,9 +110,8 @@ class NS4GC(Objective):
         edges between two seeds (1,024 random seeds of an 18k-node graph share ~3% of their
         edges). The view agreement stays on the seeds. The sparsity term pairs the seeds with
         nodes drawn from the whole batch, so it pushes on the same nodes the neighbour term
-        pulls: with seeds alone on both sides, the encoder learned to map every neighbourhood
-        to one point (planted Reddit, GAT: the whole graph inside a cap of the sphere 0.003 to
-        0.014 wide after 230 steps, NMI from 0.70 down to 0.30; docs/scaling.md)."""
+        pulls (with seeds alone on both sides, the embedding can collapse into a small cap of the
+        sphere; docs/scaling.md)."""
         full = [augmented_view(encoder, batch, pe, pf) for pe, pf in zip(self.drop_edge, self.drop_feature)]
         z1_all, z2_all = (F.normalize(v, dim=1) for v in full)
         z1, z2 = z1_all[:n], z2_all[:n]
