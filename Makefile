@@ -1,7 +1,8 @@
 # Two commands do all the set-up (see README.md):
-#   make run    install (with the sweep plugins), then train the default job (Cora, GCN, GMM k=7, CPU, offline)
-#   make test   install with the test extras, then run the tests (what CI runs)
-#   make test-fast   once installed: the tests without the `slow` ones (subprocesses, DDP, notebook)
+#   make run         install (with the sweep plugins), then train the default job (Cora, GCN, GMM k=7, CPU, offline)
+#   make test        install with the test extras, then lint and run every test (what CI runs)
+#   make test-fast   once installed: the tests not marked `slow` (subprocesses, DDP, notebook, longer fits)
+#   make lint        once installed: ruff check and ruff format --check
 # torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 # On a CUDA machine use e.g. TORCH_INDEX=https://download.pytorch.org/whl/cu124.
 PYTHON ?= python
@@ -10,7 +11,7 @@ TORCH_INDEX ?=
 PIP := $(PYTHON) -m pip
 PIP_TORCH := $(PIP) install "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: install install-test run test test-fast bench clean
+.PHONY: install install-test run test test-fast lint clean
 
 install:
 	$(PIP_TORCH)
@@ -23,7 +24,11 @@ install-test:
 run: install
 	$(PYTHON) train.py
 
-test: install-test
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+test: install-test lint
 	$(PYTHON) -m pytest
 
 test-fast:

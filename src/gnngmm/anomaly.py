@@ -10,7 +10,7 @@
   features disagree with its neighbours, so the contextual channel reads the raw features.
 * ``combined_max``: the same channels, a node scored by its most extreme one (Tippett's method,
   the max of ranks): right when each outlier is of one kind only, but every inlier's noisiest
-  channel then sets its score; it was the ``combined`` rule until Fisher's measured better.
+  channel then sets its score.
 """
 
 from __future__ import annotations
@@ -53,8 +53,7 @@ def neighbor_inconsistency(z: Tensor, edge_index: Tensor, center: bool = False, 
     """1 - cosine(z_i, mean of z over i's neighbours), in float64; isolated nodes score 0. With
     ``center``, both are taken relative to the average node. Read ``chunk_cols`` feature columns
     at a time (the dot products and norms are sums over columns; default: ~256 MB of float64 per
-    block), so wide or long features never exist as a whole float64 copy: Coauthor CS's 6,805
-    columns held ~5 GB more at once, ogbn-products' 2.4M x 100 ~6 GB."""
+    block), so wide or long features never exist as a whole float64 copy."""
     from gnngmm.encoders.propagation import csr_tensor, mean_adjacency, propagate
 
     n, d = z.shape
@@ -116,9 +115,8 @@ def combine_channels(channels: list[Tensor], rule: str = "fisher") -> Tensor:
     """Combine the channels' tail p-values: ``fisher`` sums -log p, so channels on different
     scales become comparable and a node stands out when one channel is extreme or several are
     high together; ``max`` keeps the smallest p (Tippett; the same order as a max of ranks).
-    Measured on injected outliers (inj_cora; Cora, CiteSeer and Photo with our own injection)
-    Fisher's beats the max by 0.01-0.02 AUROC on every graph and seed. A constant channel (e.g.
-    triangles in a triangle-free graph) says nothing and is left out."""
+    A constant channel (e.g. triangles in a triangle-free graph) says nothing and is left out.
+    ``channels``: ``(N,)`` scores each, higher = more anomalous; returns ``(N,)``."""
     if rule not in ("fisher", "max"):
         raise InputError(f"combination rule {rule!r} is not one of fisher, max")
     informative = [c for c in channels if c.numel() and bool((c != c.flatten()[0]).any())]

@@ -1,19 +1,17 @@
 """Encoder output -> GMM input: centre, optional PCA, optional standardise, optional L2, then
 divide by the spread.
 
-A GMM on raw embeddings does badly (Cora: NMI 0.12 on raw PCA features, 0.54 once L2-normalised),
-so this step is part of the model. Its statistics are refit on the full-graph embedding at every
-EM refit and held fixed in between, so the GMM term's gradient flows through a fixed map.
+A Gaussian mixture on raw embeddings does badly, so this step is part of the model. Its statistics
+are refit on the full-graph embedding at every EM refit and held fixed in between, so the GMM
+term's gradient flows through a fixed map.
 
 The last step (``rescale``) divides by the embedding's spread (root mean squared distance to its
-mean), so the mixture sees data of unit spread however tightly the encoder packs its nodes. The
-mixture's ``reg_covar`` is absolute (scikit-learn's 1e-6 per dimension): on a graph where the
-encoder squeezes every node into a cap of the unit sphere 0.003 wide (NS4GC on the neighbour
-loader, planted Reddit), the floor was 180 times the clusters' own variance per dimension and
-merged 41 blocks into 13 components (NMI 0.717; 0.751 once divided). A scale is all it takes:
-the GMM is translation-equivariant, the cosine-based readers of this output (silhouette,
-neighbour inconsistency) do not see a scale, and the module takes the GMM term's sigma^2 back
-to the encoder's units (``variance_factor``), so its pull is unchanged.
+mean), so the mixture sees data of unit spread however tightly the encoder packs its nodes: the
+mixture's ``reg_covar`` is absolute, and on an embedding packed into a small cap of the sphere it
+would otherwise exceed the clusters' own variance. A scale changes nothing else: the GMM is
+translation-equivariant, the cosine-based readers of this output (silhouette, neighbour
+inconsistency) do not see a scale, and the GMM term takes ``variance_factor`` back to the
+encoder's units, so its pull is unchanged. Why each step is there: docs/experiments.md.
 """
 
 from __future__ import annotations
@@ -24,10 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# Above this many input dimensions (bag-of-words features: the training-free baselines' PCA of
-# 3,703 to 6,805 columns), the leading directions come from a randomised SVD (Halko et al. 2011),
-# as scikit-learn's PCA(svd_solver="auto") does: an exact covariance eigendecomposition of CS's
-# 6,805 columns took ~2 minutes on one thread. Encoder outputs (<= 512 dims) stay exact.
+# Above this many input dimensions (bag-of-words features, e.g. the training-free baselines' PCA),
+# the leading directions come from a randomised SVD (Halko et al. 2011), as scikit-learn's
+# PCA(svd_solver="auto") does; encoder outputs stay exact.
 RANDOMIZED_MIN_DIM = 1024
 
 

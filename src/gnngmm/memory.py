@@ -1,9 +1,9 @@
 """Will a full-batch training step fit? An estimate made before the model is built, and the decision.
 
-``python train.py data=reddit encoder=gat`` asks for GAT over 114.6M edges in one step: per
-layer and augmented view, attention keeps an ``edges x heads x channels`` message tensor for the
-backward pass (Reddit: 118 GB each), far beyond one GPU. ``train`` therefore calls
-:func:`guard_full_batch` right after the data module's ``setup``: with ``data.loader=full`` it
+A full-batch step of GAT on a graph with 10^8 edges keeps, per layer and augmented view, an
+``edges x heads x channels`` message tensor for the backward pass, far beyond one GPU. The
+estimator (``GNNGMM.fit``) therefore calls :func:`guard_full_batch` right after the data module's
+``setup``, before the model is built: with ``data.loader=full`` it
 estimates the step's peak memory (:func:`estimate_full_batch_bytes`) and compares it with the
 memory free on the device the trainer will use. When it does not fit, ``data.full_batch_guard``
 decides: ``auto`` (default) switches to ``data.loader=neighbor`` and logs the numbers, ``error``
@@ -12,8 +12,8 @@ stops with an :class:`~gnngmm.errors.InputError` naming the override, ``off`` tr
 The estimate counts the tensors that scale with the graph (per-edge and per-node, per view and
 layer, plus the objective's pairwise terms) from the shapes the code builds; it ignores
 allocator slack and anything of constant size, so it is a lower bound of the order of magnitude
-(measured: within 2x of the peak RSS on planted graphs, see docs/scaling.md). Pure functions of
-plain numbers: no config object, no model.
+(its accuracy on planted graphs: docs/scaling.md). Pure functions of plain numbers: no config
+object, no model.
 """
 
 from __future__ import annotations
@@ -94,40 +94,46 @@ def estimate_full_batch_bytes(
     parts: dict[str, float] = {}
     if on_device:
         parts["graph"] = n * f * FLOAT + e * 2 * INDEX
-    loops = e + n  # edges with one self-loop per node
-    if arch == "gcn":
-        # src, dst, position (int64) and crow, kept; per view: keep mask, degree, weights
-        parts["structure"] = loops * 3 * INDEX + views * loops * 3 * FLOAT
-    elif arch == "sage":
-        # per view: the masked edge list (int64 pairs) and its CSR (int64 columns, float values)
-        parts["structure"] = views * e * (2 * INDEX + INDEX + FLOAT)
-    elif arch == "gat":
-        parts["structure"] = views * loops * 2 * INDEX
-        # hidden layers: heads x (hidden / heads) channels per edge; the last: heads x out (averaged)
-        channels = [hidden_channels] * (num_layers - 1) + [heads * out_channels]
-        parts["messages"] = views * sum(loops * (2 * c + 5 * heads) * FLOAT for c in channels)
-    elif arch in ("mlp", "sgc"):
-        parts["structure"] = 0.0
-    else:
-        raise InputError(f"memory estimate: unknown encoder arch {arch!r}")
+    parts.update(_encoder_bytes(arch, n, e, hidden_channels, out_channels, num_layers, heads, views))
     if arch != "gcn":
         parts["input"] = views * n * f * FLOAT  # the feature-masked copy of x per view
     parts["activations"] = views * n * sum(width) * 3 * FLOAT
-    kind = objective_kind(objective)
-    pairwise = 0.0
-    if kind == "ns4gc":
-        pairwise += e * (INDEX + FLOAT) + e * 3 * INDEX  # 0/1 adjacency as CSR, and its coalesce
-        if negatives is None:  # all pairs: N x N similarities and sigmoids kept, per-edge gathers
-            pairwise += n * n * 2 * FLOAT + e * out_channels * 2 * FLOAT
-        else:
-            pairwise += negatives * negatives * 3 * FLOAT
-    elif kind == "grace":
-        m = min(n, max_nodes or n)
-        pairwise += m * m * 4 * FLOAT
-    elif kind == "gae":
-        pairwise += e * out_channels * 4 * FLOAT + e * 4 * INDEX
-    parts["pairwise"] = pairwise
+    parts["pairwise"] = _pairwise_bytes(objective_kind(objective), n, e, out_channels, negatives, max_nodes)
     return MemoryEstimate({k: float(v) for k, v in parts.items() if v})
+
+
+def _encoder_bytes(arch: str, n: int, e: int, hidden: int, out: int, layers: int, heads: int, views: int) -> dict:
+    """``structure`` (and GAT's ``messages``) bytes of :func:`estimate_full_batch_bytes`."""
+    loops = e + n  # edges with one self-loop per node
+    if arch == "gcn":
+        # src, dst, position (int64) and crow, kept; per view: keep mask, degree, weights
+        return {"structure": loops * 3 * INDEX + views * loops * 3 * FLOAT}
+    if arch == "sage":
+        # per view: the masked edge list (int64 pairs) and its CSR (int64 columns, float values)
+        return {"structure": views * e * (2 * INDEX + INDEX + FLOAT)}
+    if arch == "gat":
+        # hidden layers: heads x (hidden / heads) channels per edge; the last: heads x out (averaged)
+        channels = [hidden] * (layers - 1) + [heads * out]
+        return {"structure": views * loops * 2 * INDEX,
+                "messages": views * sum(loops * (2 * c + 5 * heads) * FLOAT for c in channels)}
+    if arch in ("mlp", "sgc"):
+        return {"structure": 0.0}
+    raise InputError(f"memory estimate: unknown encoder arch {arch!r}")
+
+
+def _pairwise_bytes(kind: str, n: int, e: int, out: int, negatives: int | None, max_nodes: int | None) -> float:
+    """The objective's ``pairwise`` bytes of :func:`estimate_full_batch_bytes`."""
+    if kind == "ns4gc":
+        adjacency = e * (INDEX + FLOAT) + e * 3 * INDEX  # 0/1 adjacency as CSR, and its coalesce
+        if negatives is None:  # all pairs: N x N similarities and sigmoids kept, per-edge gathers
+            return adjacency + n * n * 2 * FLOAT + e * out * 2 * FLOAT
+        return adjacency + negatives * negatives * 3 * FLOAT
+    if kind == "grace":
+        m = min(n, max_nodes or n)
+        return m * m * 4 * FLOAT
+    if kind == "gae":
+        return e * out * 4 * FLOAT + e * 4 * INDEX
+    return 0.0
 
 
 def available_bytes(device: str = "cpu") -> float:

@@ -39,8 +39,8 @@ def clustering_metrics(y_true: Tensor, y_pred: Tensor) -> dict[str, float]:
 
 def nmi_ari(y_true: Tensor, y_pred: Tensor) -> tuple[float, float]:
     """NMI (arithmetic normalisation) and ARI from the contingency table in float64, as
-    scikit-learn defines them. torchmetrics' versions count pairs in float32 and drift or break at
-    10^5 nodes (a 233k-node clustering with one giant cluster: ARI -2.3)."""
+    scikit-learn defines them (torchmetrics' versions count pairs in float32, which breaks at
+    10^5 nodes)."""
     _, t = torch.unique(y_true, return_inverse=True)
     _, p = torch.unique(y_pred, return_inverse=True)
     n = t.numel()

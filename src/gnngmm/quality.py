@@ -8,7 +8,7 @@ lowers the NLL directly). The hyperparameter search (``hparams_search=optuna``) 
 
 ``silhouette``: how distinct the clusters are in the embedding itself (Rousseeuw 1987), on a fixed
 sample of nodes. It sees a decline that modularity does not: clusters that blur while their
-agreement with the graph still improves (docs/experiments.md, 19).
+agreement with the graph still improves.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ class FeatureLinear(Linear):
 class GNNEncoder(nn.Module):
     """``x, edge_index -> h`` (one row per node). ``arch`` picks the PyG model; ``out_act``
     (e.g. PReLU, as DGI uses) is applied after the last layer, which ``BasicGNN`` leaves linear.
-    Defaults are ``conf/encoder/gcn.yaml``'s (2 layers, 256 hidden, 64 out, SELU)."""
+    The command line's and the estimator's settings are ``conf/encoder/<arch>.yaml``'s."""
 
     def __init__(
         self,
@@ -75,8 +75,7 @@ class GNNEncoder(nn.Module):
         )
         # biases start at zero, as GCNConv's and GATConv's do: SAGEConv draws them at random, and
         # on row-normalised features (entries ~1/words) they outweigh W x, so every node's output
-        # starts as nearly the same vector (Cora: random-pair cosine 0.98) and the objective never
-        # leaves that collapse (0.9995 after 220 epochs; with zero biases GraphSAGE trains like GCN)
+        # would start as nearly the same vector, a collapse the objective never leaves
         for name, param in self.gnn.named_parameters():
             if name.endswith("bias"):
                 nn.init.zeros_(param)

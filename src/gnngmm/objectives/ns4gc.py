@@ -111,7 +111,7 @@ class NS4GC(Objective):
         edges). The view agreement stays on the seeds. The sparsity term pairs the seeds with
         nodes drawn from the whole batch, so it pushes on the same nodes the neighbour term
         pulls (with seeds alone on both sides, the embedding can collapse into a small cap of the
-        sphere; docs/scaling.md)."""
+        sphere)."""
         full = [augmented_view(encoder, batch, pe, pf) for pe, pf in zip(self.drop_edge, self.drop_feature)]
         z1_all, z2_all = (F.normalize(v, dim=1) for v in full)
         z1, z2 = z1_all[:n], z2_all[:n]
