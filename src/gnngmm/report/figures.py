@@ -21,19 +21,31 @@ def palette(count: int) -> list[str]:
     return [base[i % len(base)] for i in range(count)]
 
 
-def _categories(values: np.ndarray) -> tuple[list, dict]:
-    cats = sorted(pd.unique(values).tolist(), key=lambda v: (isinstance(v, str), v))
-    return cats, dict(zip(cats, palette(len(cats))))
+def _categories(values: np.ndarray) -> tuple[list, np.ndarray]:
+    """The sorted distinct values and each value's position among them."""
+    cats, codes = np.unique(np.asarray(values), return_inverse=True)
+    return cats.tolist(), codes.astype(np.float64)
+
+
+def _stepped(colours: list[str]) -> list:
+    """A colour scale that gives code ``i`` (of ``len(colours)``, with ``cmin=-0.5`` and
+    ``cmax=len - 0.5``) the flat colour ``colours[i]``: categories drawn from one numeric array."""
+    count = len(colours)
+    scale = []
+    for i, colour in enumerate(colours):
+        scale += [[i / count, colour], [(i + 1) / count, colour]]
+    return scale
 
 
 def embedding_map(points: pd.DataFrame, *, title: str | None = None, svg_points: int = SVG_POINTS):
     """The interactive 2-D map of :func:`gnngmm.explain.embedding_map`'s table.
 
-    One trace holds every sampled node (trace 0; SVG up to ``svg_points`` points, WebGL above);
-    legend-only traces name the colours of the mode shown. Buttons colour the points by
-    ``cluster``, ``label`` (when the table has it), ``anomaly score`` (continuous) or ``outlier``
-    flag (when it has ``is_outlier``); hovering shows node id, cluster, max responsibility,
-    anomaly score (and label).
+    One trace holds every sampled node (trace 0; SVG up to ``svg_points`` points, WebGL above),
+    coloured through numeric arrays only (category codes on a stepped colour scale), so that
+    10^4-10^5 points cost no per-point validation; legend-only traces name the colours of the mode
+    shown. Buttons colour the points by ``cluster``, ``label`` (when the table has it), ``anomaly
+    score`` (continuous, with a colour bar) or ``outlier`` flag (when it has ``is_outlier``);
+    hovering shows node id, cluster, max responsibility, anomaly score (and label).
 
     Args:
         points (DataFrame): columns ``node``, ``pc1``, ``pc2``, ``cluster``,
@@ -52,31 +64,42 @@ def embedding_map(points: pd.DataFrame, *, title: str | None = None, svg_points:
         modes.append(("label", "label", points["label"].to_numpy()))
     modes.append(("anomaly score", "score", None))
     if "is_outlier" in points:
-        modes.append(("outlier flag", "outlier", np.where(points["is_outlier"].to_numpy(), "outlier", "inlier")))
+        modes.append(("outlier flag", "outlier", points["is_outlier"].to_numpy().astype(bool)))
+    nodes = points["node"]
+    numeric_ids = pd.api.types.is_integer_dtype(nodes)
     custom = [
-        points["node"].astype(str).to_numpy(),
+        nodes.to_numpy() if numeric_ids else points["index"].to_numpy(),
         points["cluster"].to_numpy(),
         points["max_responsibility"].to_numpy(),
         points["anomaly_score"].to_numpy(),
     ]
-    hover = (
-        "node %{customdata[0]}<br>cluster %{customdata[1]}<br>responsibility %{customdata[2]:.4f}"
-        "<br>anomaly score %{customdata[3]:.3f}"
-    )
+    hover = "node %{customdata[0]}" if numeric_ids else "node %{text}"
+    hover += "<br>cluster %{customdata[1]}<br>responsibility %{customdata[2]:.4f}<br>anomaly score %{customdata[3]:.3f}"
     if has_label:
         custom.append(points["label"].to_numpy())
         hover += "<br>label %{customdata[4]}"
+    customdata = np.stack([np.asarray(c, dtype=np.float64) for c in custom], axis=1)
     scatter = go.Scattergl if len(points) > svg_points else go.Scatter
-    customdata = np.stack([np.asarray(c, dtype=object) for c in custom], axis=1)
-    colourings, legends = [], []  # per mode: the points' colours, and its legend traces
+    score = points["anomaly_score"].to_numpy(dtype=np.float64)
+    styles, legends = [], []  # per mode: the trace's marker settings, and its legend entries
     for _, key, values in modes:
         if values is None:
-            colourings.append(points["anomaly_score"].to_numpy())
+            low, high = (float(score.min()), float(score.max())) if score.size else (0.0, 1.0)
+            styles.append({"color": score, "colorscale": "Viridis", "cmin": low, "cmax": high, "showscale": True})
             legends.append([])
             continue
-        cats, colours = _categories(values)
-        colourings.append(np.array([colours[v] for v in values], dtype=object))
-        legends.append([(f"{key} {c}" if key != "outlier" else str(c), colours[c]) for c in cats])
+        cats, codes = _categories(values)
+        colours = palette(len(cats))
+        if key == "outlier":
+            colours = ["#9aa5b1", "#d62728"][: len(cats)] if cats != [True] else ["#d62728"]
+            names = ["outlier" if c else "inlier" for c in cats]
+        else:
+            names = [f"{key} {c}" for c in cats]
+        styles.append(
+            {"color": codes, "colorscale": _stepped(colours), "cmin": -0.5, "cmax": len(cats) - 0.5, "showscale": False}
+        )
+        legends.append(list(zip(names, colours)))
+    first = styles[0]
     fig = go.Figure()
     fig.add_trace(
         scatter(
@@ -86,15 +109,14 @@ def embedding_map(points: pd.DataFrame, *, title: str | None = None, svg_points:
             name="nodes",
             showlegend=False,
             customdata=customdata,
+            text=None if numeric_ids else nodes.astype(str).tolist(),
             hovertemplate=hover + "<extra></extra>",
             marker={
                 "size": 5 if len(points) <= 5000 else 3,
-                "color": colourings[0],
                 "opacity": 0.85,
                 "line": {"width": 0},
-                "colorscale": "Viridis",
-                "colorbar": {"title": "anomaly score"},
-                "showscale": False,
+                "colorbar": {"title": {"text": "anomaly score"}},
+                **first,
             },
         )
     )
@@ -114,12 +136,18 @@ def embedding_map(points: pd.DataFrame, *, title: str | None = None, svg_points:
                 )
             )
             owner.append(m)
+    legend_colours = [colour for entries in legends for _, colour in entries]
     buttons = []
-    for m, (label, key, _) in enumerate(modes):
-        colour = [colourings[m]] + [None] * len(owner)
-        visible = [True] + [o == m for o in owner]
-        update = {"visible": visible, "marker.showscale": [key == "score"] + [False] * len(owner)}
-        update["marker.color"] = [colour[0]] + [legends[o][owner[:i].count(o)][1] for i, o in enumerate(owner)]
+    for m, (label, _, _) in enumerate(modes):
+        style = styles[m]
+        update = {
+            "visible": [True] + [o == m for o in owner],
+            "marker.color": [style["color"], *legend_colours],
+            "marker.colorscale": [style["colorscale"]] + [None] * len(owner),
+            "marker.cmin": [style["cmin"]] + [None] * len(owner),
+            "marker.cmax": [style["cmax"]] + [None] * len(owner),
+            "marker.showscale": [style["showscale"]] + [False] * len(owner),
+        }
         buttons.append({"label": f"colour by {label}", "method": "update", "args": [update]})
     ratio = points.attrs.get("explained_variance_ratio") or [float("nan"), float("nan")]
     fig.update_layout(
