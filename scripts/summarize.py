@@ -1,5 +1,6 @@
-"""python scripts/summarize.py MULTIRUN_DIR [--out DIR]: mean ± std tables (Markdown, CSV) and an
-NMI/ARI bar chart from the metrics.json files of a Hydra multirun."""
+"""python scripts/summarize.py MULTIRUN_DIR [--out DIR]: mean ± std tables (Markdown, CSV), an
+NMI/ARI bar chart and summary.html (every run's point, seconds, memory) from the metrics.json files
+of a Hydra multirun."""
 
 import os
 import sys

@@ -1,6 +1,8 @@
 """Aggregate the ``metrics.json`` of a multirun: mean ± std per configuration, grouped by the
 swept keys (read from each job's ``.hydra/overrides.yaml``; ``seed`` is what gets averaged),
-as Markdown, CSV and a PNG bar chart of NMI/ARI with error bars. Failed jobs are listed."""
+as Markdown, CSV, a PNG bar chart of NMI/ARI with error bars and ``summary.html`` (every run's
+point beside the mean ± std, seconds and memory; :func:`gnngmm.report.write_summary_html`). Failed
+jobs are listed."""
 
 from __future__ import annotations
 
@@ -64,6 +66,9 @@ def summarize(multirun_dir: str | Path, out_dir: str | Path | None = None) -> li
     _write_markdown(out_dir / "summary.md", rows, swept, metrics, failures, multirun_dir)
     if rows and "nmi" in metrics:
         _plot(out_dir / "summary.png", rows, swept)
+    from gnngmm.report import write_summary_html
+
+    write_summary_html(out_dir / "summary.html", runs, swept, failures, source=multirun_dir)
     return rows
 
 
@@ -124,10 +129,11 @@ def main(argv=None) -> None:
     parser.add_argument("multirun_dir")
     parser.add_argument("--out", default=None, help="output dir (default: the multirun dir)")
     args = parser.parse_args(argv)
-    rows = summarize(args.multirun_dir, args.out)
+    summarize(args.multirun_dir, args.out)
     out = Path(args.out or args.multirun_dir)
     print((out / "summary.md").read_text())
-    print(f"wrote {out / 'summary.md'}, {out / 'summary.csv'}" + (f", {out / 'summary.png'}" if rows else ""))
+    pictures = f", {out / 'summary.png'}" if (out / "summary.png").exists() else ""
+    print(f"wrote {out / 'summary.md'}, {out / 'summary.csv'}{pictures}, {out / 'summary.html'}")
 
 
 if __name__ == "__main__":
