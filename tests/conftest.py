@@ -26,6 +26,7 @@ SMALL = [
     "head.transform.pca_dim=8",
     "gmm.n_init=1",
     "save_pictures=false",
+    "save_report=false",
 ]
 
 os.environ.setdefault("WANDB_MODE", "offline")

@@ -221,6 +221,29 @@ class GNNGMM(GraphClusterer):
             z = self.module_.gmm_input(graph)
             return graph, z, self.gmm_.log_prob_table(z)
 
+    def explain(self, data=None, *, labels=None, node_ids=None, feature_names=None, **options) -> dict:
+        """What the clusters are and why nodes are flagged, as ``pandas`` tables
+        (:func:`gnngmm.explain.explain_model`): ``clusters`` (size, weight, responsibility,
+        entropy, cohesion, top features, typical nodes), ``features``, ``typical``, ``edges``
+        (K x K), ``anomalies`` (the top outliers and ``node_ids`` with each channel's tail p-value
+        and the driving channel), ``map`` (a 2-D sample), and with ``labels`` ``contingency`` and
+        ``classes`` (which classes are merged or split).
+
+        Args:
+            data (Data, optional): the graph; None: the training graph (as prepared).
+            labels (Tensor, optional): ``(N,)`` classes, for the agreement tables only.
+            node_ids (sequence, optional): nodes to explain besides the top outliers.
+            feature_names (sequence of str, optional): the feature columns' names.
+            **options: :func:`~gnngmm.explain.explain_model`'s other arguments.
+        """
+        from gnngmm.explain import explain_model
+
+        self._check_fitted()
+        graph = self._graph if data is None else data
+        if graph is None:
+            raise InputError("this model was loaded without its training graph: pass the graph, e.g. explain(data)")
+        return explain_model(self, graph, labels=labels, node_ids=node_ids, feature_names=feature_names, **options)
+
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> Path:
         """Write the fitted model: weights, head state, the estimator's parameters and the

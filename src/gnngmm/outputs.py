@@ -3,14 +3,17 @@
 * :func:`claim_run_dir`: one run per run dir; the checkpoint to resume from;
 * :func:`run_metrics`: ``metrics.json``'s content, what was run, what it found, and (where
   labels exist) how it compares;
-* :func:`write_outputs`: predictions, the BIC table, the final model, pictures and the loggers'
-  copies, then ``metrics.json``.
+* :func:`write_outputs`: predictions, the BIC table, the final model, the explanation tables and
+  ``report.html``, pictures and the loggers' copies, then ``metrics.json``, last and atomically:
+  a run dir holds ``metrics.json`` only once everything else is written, so it is either complete
+  or resumable from its ``last.ckpt``, never in between.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import resource
 from pathlib import Path
 
@@ -24,12 +27,28 @@ from gnngmm.quality import modularity
 log = logging.getLogger("gnngmm")
 
 RUN_OUTPUTS = ("metrics.json", "predictions.csv", "model.ckpt", "history.csv", "checkpoints/last.ckpt")
-PICTURES_AND_TABLES = ("predictions.parquet", "bic.csv", "bic.png", "embedding.png", "cluster_sizes.png")
+PICTURES_AND_TABLES = ("predictions.parquet", "bic.csv", "bic.png", "embedding.png", "cluster_sizes.png",
+                       "report.html", "clusters.csv", "cluster_features.csv", "cluster_typical.csv",
+                       "cluster_edges.csv", "contingency.csv", "classes.csv", "anomalies.csv")
+
+
+class RunComplete(Exception):
+    """The run dir already holds a complete run (its ``metrics.json``) and ``auto_resume`` asked
+    to continue it: nothing to do."""
+
+    def __init__(self, metrics_path: Path):
+        super().__init__(f"{metrics_path.parent} already holds a complete run")
+        self.metrics_path = metrics_path
 
 
 def claim_run_dir(output_dir: Path, ckpt_path, overwrite: bool = False, auto_resume: bool = False):
     """One run per run dir. Returns the checkpoint to resume from (``ckpt_path``, or the dir's own
-    ``last.ckpt`` for an unfinished run when ``auto_resume``); refuses a dir holding another run."""
+    ``last.ckpt`` for an unfinished run when ``auto_resume``); refuses a dir holding another run.
+
+    Raises:
+        RunComplete: ``auto_resume`` on a dir whose run is complete (``metrics.json`` is written last).
+        InputError: the dir holds another run.
+    """
     present = [name for name in RUN_OUTPUTS if (output_dir / name).exists()]
     if not present:
         return ckpt_path
@@ -43,7 +62,9 @@ def claim_run_dir(output_dir: Path, ckpt_path, overwrite: bool = False, auto_res
         for extra in PICTURES_AND_TABLES:
             (output_dir / extra).unlink(missing_ok=True)
         return ckpt_path
-    if auto_resume and ckpt_path is None and own.exists() and not (output_dir / "metrics.json").exists():
+    if auto_resume and ckpt_path is None and (output_dir / "metrics.json").exists():
+        raise RunComplete(output_dir / "metrics.json")
+    if auto_resume and ckpt_path is None and own.exists():
         log.info("auto_resume: continuing the unfinished run in %s from %s", output_dir, own)
         return str(own)
     raise InputError(
@@ -116,18 +137,22 @@ def run_metrics(model, datamodule, seconds: float, run: dict) -> dict:
 
 
 def write_outputs(output_dir: Path, metrics: dict, model, labels, *, loggers=(), pictures: bool = True,
-                  projection: str = "pca") -> None:
-    """metrics.json, predictions, the BIC table, the final model, pictures, and the loggers' copies."""
+                  report: bool = True, projection: str = "pca") -> None:
+    """Predictions, the BIC table, the final model, the explanation tables and ``report.html``,
+    pictures and the loggers' copies; ``metrics.json`` last (atomically), marking the run complete."""
     from gnngmm import reporting
 
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     reporting.write_table(model.prediction_table(), output_dir / "predictions.csv")
     if model.bic_table_:
         reporting.write_bic(output_dir, model.bic_table_, model.n_clusters_, model.module_.head.k_criterion)
     model.save(output_dir / "model.ckpt")
+    tables = write_report(output_dir, metrics, model, labels) if report else None
     if pictures:
         reporting.save_pictures(output_dir, model.result_, labels.y, projection)
-    reporting.log_to_loggers(loggers, metrics, output_dir)
+    reporting.log_to_loggers(loggers, metrics, output_dir, tables)
+    tmp = output_dir / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    os.replace(tmp, output_dir / "metrics.json")
     line = "  ".join(f"{m.upper()} {metrics[m]:.4f}" for m in ("nmi", "ari", "acc", "auroc") if m in metrics)
     print(
         f"[gnngmm] {metrics['dataset']} {metrics['encoder']} k={metrics['k']} seed={metrics['seed']}: "
@@ -135,3 +160,14 @@ def write_outputs(output_dir: Path, metrics: dict, model, labels, *, loggers=(),
         f"-> {output_dir}",
         flush=True,
     )
+
+
+def write_report(output_dir: Path, metrics: dict, model, labels) -> dict:
+    """The explanation tables (CSV) and ``report.html`` of a fitted model; returns the tables."""
+    from gnngmm.report import write_report as write_page
+    from gnngmm.report import write_tables
+
+    tables = model.explain(labels=labels.y, outliers=labels.outlier)
+    write_tables(output_dir, tables)
+    write_page(output_dir / "report.html", tables, model, metrics=metrics)
+    return tables

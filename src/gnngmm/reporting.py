@@ -129,12 +129,18 @@ def save_pictures(output_dir: Path, result, y=None, projection: str = "pca") -> 
     return paths
 
 
-def log_to_loggers(loggers: list, metrics: dict, output_dir: Path) -> None:
-    """Final metrics, pictures and a prediction sample to W&B (the CSV logger keeps the
-    per-epoch curves; the final numbers are in metrics.json)."""
+def log_to_loggers(loggers: list, metrics: dict, output_dir: Path, tables: dict | None = None) -> None:
+    """Final metrics, pictures, a prediction sample and the explanation tables (with
+    ``report.html`` as an artifact) to W&B (the CSV logger keeps the per-epoch curves; the final
+    numbers are in metrics.json)."""
     for logger in loggers:
         if type(logger).__name__ == "WandbLogger":
             _log_wandb(logger, metrics, output_dir)
+            if tables is not None:
+                from gnngmm.report import log_to_wandb
+
+                report = output_dir / "report.html"
+                log_to_wandb(logger.experiment, tables, report if report.exists() else None)
 
 
 def _log_wandb(logger, metrics: dict, output_dir: Path) -> None:

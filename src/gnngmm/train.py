@@ -34,7 +34,7 @@ from gnngmm.errors import InputError
 from gnngmm.estimator import GNNGMM
 from gnngmm.loggers import build_loggers, finish_loggers, resolved_config
 from gnngmm.metrics import evaluate
-from gnngmm.outputs import claim_run_dir, run_metrics, write_outputs
+from gnngmm.outputs import RunComplete, claim_run_dir, run_metrics, write_outputs
 from gnngmm.pipeline import instantiate_component
 
 log = logging.getLogger("gnngmm")
@@ -109,7 +109,12 @@ def train(cfg: DictConfig) -> dict:
         torch.set_num_threads(int(cfg.num_threads))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = claim_run_dir(output_dir, cfg.get("ckpt_path"), bool(cfg.get("overwrite")), bool(cfg.get("auto_resume")))
+    try:
+        ckpt_path = claim_run_dir(output_dir, cfg.get("ckpt_path"), bool(cfg.get("overwrite")),
+                                  bool(cfg.get("auto_resume")))
+    except RunComplete as done:
+        log.info("auto_resume: %s; nothing to do", done)
+        return json.loads(done.metrics_path.read_text())
     loggers = build_loggers(cfg, output_dir)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if cfg.trainer.get("enable_progress_bar") is False:  # `trainer.enable_progress_bar=false` wins
@@ -125,7 +130,8 @@ def train(cfg: DictConfig) -> dict:
         metrics = run_metrics(model, datamodule, time.perf_counter() - start, run)
         if model.is_global_zero_:
             write_outputs(output_dir, metrics, model, datamodule.labels, loggers=loggers,
-                          pictures=cfg.get("save_pictures", True), projection=cfg.get("picture_projection", "pca"))
+                          pictures=cfg.get("save_pictures", True), report=cfg.get("save_report", True),
+                          projection=cfg.get("picture_projection", "pca"))
         return metrics
     finally:
         finish_loggers(loggers)
