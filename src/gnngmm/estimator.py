@@ -75,7 +75,8 @@ class GNNGMM(GraphClusterer):
 
     Fitted attributes: ``labels_``, ``decision_scores_``, ``threshold_``, ``channels_`` (each
     anomaly channel), ``n_clusters_``, ``gmm_``, ``history_`` (one row per refit), ``bic_table_``,
-    ``restored_epoch_``, ``epochs_``, ``module_``, ``result_``, ``n_features_in_``, ``node_ids_``.
+    ``restored_epoch_``, ``epochs_``, ``module_``, ``result_``, ``n_features_in_``, ``node_ids_``,
+    ``feature_names_in_`` (the input columns' names, where the graph has them).
     """
 
     def __init__(
@@ -197,6 +198,7 @@ class GNNGMM(GraphClusterer):
         self.n_features_in_ = int(graph.num_features)
         self.epochs_ = int(epochs)
         self.node_ids_ = datamodule.node_ids
+        self.feature_names_in_ = datamodule.feature_names
         self.preparation_ = datamodule.preparation()
         self.result_ = final
         self._graph = graph
@@ -242,6 +244,10 @@ class GNNGMM(GraphClusterer):
         graph = self._graph if data is None else data
         if graph is None:
             raise InputError("this model was loaded without its training graph: pass the graph, e.g. explain(data)")
+        if feature_names is None and data is None:
+            feature_names = getattr(self, "feature_names_in_", None)
+        if feature_names is not None and len(feature_names) != getattr(graph, "raw_x", graph.x).shape[1]:
+            feature_names = None  # names of the raw columns, but the graph holds pre-propagated ones
         return explain_model(self, graph, labels=labels, node_ids=node_ids, feature_names=feature_names, **options)
 
     # ------------------------------------------------------------------ persistence
@@ -258,6 +264,7 @@ class GNNGMM(GraphClusterer):
                 "labels_": self.labels_, "decision_scores_": self.decision_scores_, "threshold_": self.threshold_,
                 "channels_": self.channels_, "epochs_": self.epochs_,
                 "node_ids_": None if self.node_ids_ is None else [str(i) for i in self.node_ids_],
+                "feature_names_in_": self.feature_names_in_,
             },
         }
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -295,7 +302,7 @@ class GNNGMM(GraphClusterer):
         model.data_source_ = origin.get("data")
         model.result_, model._graph = None, None
         model.node_ids_ = fitted.get("node_ids_")
-        for name in ("labels_", "decision_scores_", "threshold_", "channels_", "epochs_"):
+        for name in ("labels_", "decision_scores_", "threshold_", "channels_", "epochs_", "feature_names_in_"):
             setattr(model, name, fitted.get(name))
         return model
 

@@ -117,6 +117,7 @@ class GraphDataModule(L.LightningDataModule):
         self.data: Data | None = None
         self.labels = GraphLabels()
         self.node_ids: list | None = None  # the files' node ids, in node order
+        self.feature_names: list[str] | None = None  # the input features' names, where the source has them
 
     def preparation(self) -> dict:
         """How this module prepares its graph (:attr:`PREPARATION`), to prepare another the same way."""
@@ -162,6 +163,7 @@ class GraphDataModule(L.LightningDataModule):
         self.timings["load_seconds"] = time.perf_counter() - start
         graph, self.labels = split_labels(raw)
         self.node_ids = getattr(raw, "node_ids", None)
+        self.feature_names = getattr(raw, "feature_names", None)
         own = self.source is None  # a graph this module loaded may give up its raw features early
         del raw
         self.data = preprocess(

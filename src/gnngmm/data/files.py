@@ -35,14 +35,17 @@ PARQUET = (".parquet", ".pq")
 
 
 def read_graph(edges: str | Path, features: str | Path, labels: str | Path | None = None) -> Data:
-    """A PyG ``Data`` (``x``, ``edge_index``, ``node_ids`` when the features name their nodes, and
-    ``y`` when labels are given) read from files; see the module docstring for the formats."""
-    x, ids = read_features(_existing(features, "data.features"))
+    """A PyG ``Data`` (``x``, ``edge_index``, ``node_ids`` when the features name their nodes,
+    ``feature_names`` when their file has a header, and ``y`` when labels are given) read from
+    files; see the module docstring for the formats."""
+    x, ids, names = read_features(_existing(features, "data.features"))
     index = {node: i for i, node in enumerate(ids)} if ids is not None else None
     edge_index = read_edges(_existing(edges, "data.edges"), index, x.shape[0])
     data = Data(x=x, edge_index=edge_index, num_nodes=x.shape[0])
     if ids is not None:
         data.node_ids = ids
+    if names is not None:
+        data.feature_names = names
     if labels is not None:
         data.y = read_labels(_existing(labels, "data.labels"), index, x.shape[0])
     log.info("read %d nodes with %d features and %d edges from %s, %s", x.shape[0], x.shape[1],
@@ -79,6 +82,12 @@ def _parquet_columns(path: Path) -> list[list]:
     return [table.column(i).to_pylist() for i in range(table.num_columns)]
 
 
+def _parquet_names(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(path).names)
+
+
 def _numpy_array(path: Path, names: tuple[str, ...]) -> np.ndarray:
     if path.suffix.lower() == ".npy":
         return np.load(path, allow_pickle=False)
@@ -99,8 +108,9 @@ def _is_number(value) -> bool:
 
 
 # ---------------------------------------------------------------------- features
-def read_features(path: Path) -> tuple[torch.Tensor, list | None]:
-    """``(x, node_ids)``; ``node_ids`` is None for NumPy files (row i is node i)."""
+def read_features(path: Path) -> tuple[torch.Tensor, list | None, list[str] | None]:
+    """``(x, node_ids, feature_names)``: ``node_ids`` is None for NumPy files (row i is node i),
+    ``feature_names`` the header's column names after the id column (None without a header)."""
     suffix = path.suffix.lower()
     if suffix in NUMPY:
         array = _numpy_array(path, ("x", "features"))
@@ -109,8 +119,8 @@ def read_features(path: Path) -> tuple[torch.Tensor, list | None]:
         x, ids, columns, first_row = torch.as_tensor(array, dtype=torch.float32), None, None, 0
     else:
         if suffix in PARQUET:
-            cols = _parquet_columns(path)
-            rows_ids, values, columns, first_row = cols[0], list(zip(*cols[1:])), None, 0
+            cols, columns = _parquet_columns(path), _parquet_names(path)
+            rows_ids, values, first_row = cols[0], list(zip(*cols[1:])), 0
         else:
             rows = _text_rows(path)
             columns = None
@@ -146,7 +156,7 @@ def read_features(path: Path) -> tuple[torch.Tensor, list | None]:
         name = f" {columns[col + 1]!r}" if columns else ""
         raise InputError(f"{path}: feature row {row}{node}, column {col}{name} is {float(x[row, col])}; "
                          f"every feature must be finite: clean or impute it first ({int(bad.sum())} such values)")
-    return x, ids
+    return x, ids, [str(c) for c in columns[1:]] if columns else None
 
 
 # ---------------------------------------------------------------------- edges
