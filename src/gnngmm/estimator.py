@@ -374,7 +374,8 @@ class GNNGMM:
         objective = spec if spec is None or isinstance(spec, nn.Module) else build(spec, dim=encoder.out_channels)
         gmm = settings["gmm"]
         engine = {k_: v for k_, v in gmm.items() if k_ in _engine_keys()}
-        mixture = GaussianMixture(k, covariance_type=self.covariance_type, random_state=self.random_state, **engine)
+        mixture = GaussianMixture(k, covariance_type=self.covariance_type, random_state=self.random_state,
+                                  **{"degenerate": "recover", **engine})
         if isinstance(self.optimizer, dict):
             opt_spec = {**self.optimizer, "lr": self.lr, "weight_decay": self.weight_decay}
             optimizer = partial(locate(opt_spec["_target_"]), **{k_: v for k_, v in opt_spec.items() if not k_.startswith("_")})
