@@ -40,6 +40,7 @@ def _rank_fit(rank, world, init_file, x, kwargs, out):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         torch.set_num_threads(1)
+        np.random.seed(rank)  # NumPy's global generator differs across ranks (random_state=None draws from it)
         shard = x[rank::world] if rank == 0 else [x[rank::world][:50], x[rank::world][50:]]  # list input too
         gmm = GaussianMixture(3, comm=TorchDistributed(), **kwargs).fit(shard)
         result = {name: getattr(gmm, name) for name in ("weights_", "means_", "covariances_")}
@@ -82,6 +83,16 @@ def test_distributed_kmeans_init_is_identical_on_every_rank(tmp_path):
         torch.testing.assert_close(ranks[0][name], ranks[1][name], rtol=0, atol=0)
     single = GaussianMixture(3, random_state=3, max_iter=50).fit(x)
     assert abs(ranks[0]["lower_bound_"] - single.lower_bound_) < 1e-6 * abs(single.lower_bound_)
+
+
+@pytest.mark.slow  # a subprocess / several processes
+def test_unseeded_distributed_fit_takes_rank_zeros_seed(tmp_path):
+    """random_state=None draws from each rank's NumPy generator (seeded differently on each rank
+    here); the k-means++ seeds must still be the same on every rank."""
+    x, _ = blobs(400)
+    ranks = run_distributed(x, {"random_state": None, "init_params": "k-means++", "max_iter": 0}, tmp_path)
+    for name in ("weights_", "means_", "covariances_"):
+        torch.testing.assert_close(ranks[0][name], ranks[1][name], rtol=0, atol=0)
 
 
 # ---------------------------------------------------------------- numerics

@@ -763,7 +763,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         else:
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             if self._comm.world_size > 1:
-                seed = int(self._comm.broadcast_from_zero(torch.tensor([float(seed)], device=device)).item())
+                seed_t = torch.tensor([float(seed)], dtype=torch.float64, device=device)
+                seed = int(self._comm.broadcast_from_zero(seed_t).item())
         return torch.Generator().manual_seed(seed)
 
     def _numpy_rng(self) -> np.random.RandomState:
