@@ -148,7 +148,7 @@ def test_sklearn_estimator_checks(estimator, check, monkeypatch):
 # ---------------------------------------------------------------- what the skipped tests checked
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_precisions_init_gives_sklearns_cholesky_factor(covariance_type):
-    """``precisions_init`` becomes the same upper-triangular Cholesky factor as scikit-learn's (#26415)."""
+    """``precisions_init`` becomes the same upper-triangular Cholesky factor as scikit-learn's."""
     from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky_from_precisions
 
     x = np.random.RandomState(0).random_sample((100, 3))
