@@ -48,7 +48,7 @@ warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
 
 
 def warm_refit(z: torch.Tensor, resp: torch.Tensor, covariance_type: str) -> torch.Tensor:
-    gmm = GaussianMixture(resp.shape[1], covariance_type=covariance_type, max_iter=100)
+    gmm = GaussianMixture(resp.shape[1], covariance_type=covariance_type, max_iter=100, degenerate="recover")
     gmm.initialize_from_responsibilities(z, resp)
     return gmm.set_params(warm_start=True).fit(z).predict(z)
 
@@ -146,7 +146,8 @@ def post_hoc(est: GNNGMM, data) -> dict[str, torch.Tensor]:
 
 
 def fresh_fit(z: torch.Tensor, k: int, kmeans_n_init: int = 10, seed: int = 0) -> torch.Tensor:
-    gmm = GaussianMixture(k, covariance_type="isotropic", max_iter=100, kmeans_n_init=kmeans_n_init, random_state=seed)
+    gmm = GaussianMixture(k, covariance_type="isotropic", max_iter=100, kmeans_n_init=kmeans_n_init, random_state=seed,
+                          degenerate="recover")
     return gmm.fit(z.double()).predict(z.double())
 
 
@@ -173,7 +174,7 @@ def restart_choices(est: GNNGMM, data, restarts: int, y) -> dict[str, dict]:
     k = est.n_clusters_
     fits = []
     for seed in range(restarts):
-        gmm = GaussianMixture(k, covariance_type="isotropic", max_iter=200, random_state=seed).fit(z)
+        gmm = GaussianMixture(k, covariance_type="isotropic", max_iter=200, random_state=seed, degenerate="recover").fit(z)
         pred = gmm.predict(z)
         fits.append({"log_likelihood": gmm.score(z), "modularity": modularity(data.edge_index, pred, data.num_nodes),
                      **clustering_metrics(y, pred)})

@@ -23,6 +23,8 @@ from gnngmm.mixture.criteria import knee
 ALL_TYPES = COVARIANCE_TYPES + EXTRA_COVARIANCE_TYPES
 from gnngmm.mixture.gaussian import precision_cholesky
 
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tol=0 runs by design
+
 
 def blobs(n=600, d=3, k=3, seed=0, scale=1.0):
     g = torch.Generator().manual_seed(seed)
@@ -38,6 +40,7 @@ def _rank_fit(rank, world, init_file, x, kwargs, out):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         torch.set_num_threads(1)
+        np.random.seed(rank)  # NumPy's global generator differs across ranks (random_state=None draws from it)
         shard = x[rank::world] if rank == 0 else [x[rank::world][:50], x[rank::world][50:]]  # list input too
         gmm = GaussianMixture(3, comm=TorchDistributed(), **kwargs).fit(shard)
         result = {name: getattr(gmm, name) for name in ("weights_", "means_", "covariances_")}
@@ -80,6 +83,16 @@ def test_distributed_kmeans_init_is_identical_on_every_rank(tmp_path):
         torch.testing.assert_close(ranks[0][name], ranks[1][name], rtol=0, atol=0)
     single = GaussianMixture(3, random_state=3, max_iter=50).fit(x)
     assert abs(ranks[0]["lower_bound_"] - single.lower_bound_) < 1e-6 * abs(single.lower_bound_)
+
+
+@pytest.mark.slow  # a subprocess / several processes
+def test_unseeded_distributed_fit_takes_rank_zeros_seed(tmp_path):
+    """random_state=None draws from each rank's NumPy generator (seeded differently on each rank
+    here); the k-means++ seeds must still be the same on every rank."""
+    x, _ = blobs(400)
+    ranks = run_distributed(x, {"random_state": None, "init_params": "k-means++", "max_iter": 0}, tmp_path)
+    for name in ("weights_", "means_", "covariances_"):
+        torch.testing.assert_close(ranks[0][name], ranks[1][name], rtol=0, atol=0)
 
 
 # ---------------------------------------------------------------- numerics
@@ -130,7 +143,7 @@ def test_empty_component_is_reseeded_with_a_warning(caplog):
     x, labels = blobs(300)
     far = x.mean(0) + 1e4  # a component far from every point: zero responsibility
     means = torch.stack([x[labels == j].mean(0) for j in range(3)] + [far])
-    gmm = GaussianMixture(4, means_init=means, max_iter=30, random_state=0)
+    gmm = GaussianMixture(4, means_init=means, max_iter=30, random_state=0, degenerate="recover")
     with caplog.at_level(logging.WARNING, logger="gnngmm.mixture.gaussian_mixture"):
         gmm.fit(x)
     assert "re-seeded" in caplog.text and gmm.n_reseeded_ >= 1
@@ -142,9 +155,11 @@ def test_singular_covariance_gets_more_regularisation(caplog):
     x, _ = blobs(300, d=2)
     x = torch.cat([x, x[:, :1] * 2.0], dim=1)  # third feature collinear: singular with reg_covar=0
     with caplog.at_level(logging.WARNING, logger="gnngmm.mixture.gaussian_mixture"):
-        gmm = GaussianMixture(3, reg_covar=0.0, random_state=0).fit(x)
+        gmm = GaussianMixture(3, reg_covar=0.0, random_state=0, degenerate="recover").fit(x)
     assert "singular" in caplog.text
     assert_finite(gmm, x)
+    with pytest.raises(GMMNumericalError, match="ill-defined empirical covariance"):  # scikit-learn's default
+        GaussianMixture(3, reg_covar=0.0, random_state=0).fit(x)
 
 
 def test_unfixable_covariance_names_the_component():
@@ -189,7 +204,7 @@ def test_clone_keeps_every_setting():
     from sklearn.base import clone
 
     assert clone(gmm).get_params() == gmm.get_params()
-    with pytest.raises(ValueError, match="unknown GaussianMixture parameter"):
+    with pytest.raises(ValueError, match="Invalid parameter 'k' for estimator GaussianMixture"):
         gmm.set_params(k=3)
 
 
@@ -225,12 +240,13 @@ def test_screened_e_step_equals_the_dense_paths():
 
 @pytest.mark.parametrize("k", [0, -1, 2.5, True])
 def test_bad_n_components(k):
+    gmm = GaussianMixture(k)  # stored as given: fit checks it
     with pytest.raises(ValueError, match="n_components"):
-        GaussianMixture(k)
+        gmm.fit(torch.randn(10, 2, dtype=torch.float64))
 
 
 def test_more_components_than_samples():
-    with pytest.raises(ValueError, match="gmm.k=11 exceeds the number of samples \\(10\\)"):
+    with pytest.raises(ValueError, match="Expected n_samples >= n_components but got n_components = 11, n_samples = 10"):
         GaussianMixture(11).fit(torch.randn(10, 2))
 
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from torch import Tensor
 
 from gnngmm.embedding import EmbeddingTransform
@@ -137,16 +139,17 @@ class GMMHead:
             gmm.load_state_dict(chosen.state_dict())
             self.resp, warm, fresh_inits = None, False, 0
         candidates = []
-        if warm and tuple(self.resp.shape) == (z_local.shape[0], gmm.n_components):
-            gmm.initialize_from_responsibilities(z_local, self.resp.to(z_local.device))
-            self.resp = None  # consumed: the (N, K) table is not kept alive through EM and summarise
-            with overrides(gmm, warm_start=True, max_iter=max_iter):
-                gmm.fit(z_local)
-            candidates.append(gmm.state_dict())
-        if bic_table is None and (fresh_inits > 0 or not candidates):
-            n_init = max(1, fresh_inits, gmm.n_init)
-            fresh = gmm.clone(max_iter=max_iter, n_init=n_init, warm_start=False, comm=comm).fit(z_local)
-            candidates.append(fresh.state_dict())
+        with _quiet(max_iter < gmm.max_iter):
+            if warm and tuple(self.resp.shape) == (z_local.shape[0], gmm.n_components):
+                gmm.initialize_from_responsibilities(z_local, self.resp.to(z_local.device))
+                self.resp = None  # consumed: the (N, K) table is not kept alive through EM and summarise
+                with overrides(gmm, warm_start=True, max_iter=max_iter):
+                    gmm.fit(z_local)
+                candidates.append(gmm.state_dict())
+            if bic_table is None and (fresh_inits > 0 or not candidates):
+                n_init = max(1, fresh_inits, gmm.n_init)
+                fresh = gmm.clone(max_iter=max_iter, n_init=n_init, warm_start=False, comm=comm).fit(z_local)
+                candidates.append(fresh.state_dict())
         if candidates:
             gmm.load_state_dict(max(candidates, key=lambda s: s["lower_bound_"]))
         gmm.to(z_local.device)
@@ -265,6 +268,15 @@ def refit_metrics(result: HeadResult, edge_index: Tensor) -> dict:
         "gmm/max_cluster_size": float(max(sizes)),
         "gmm/modularity": modularity(edge_index, result.pred, result.pred.numel()),
     }
+
+
+@contextmanager
+def _quiet(short: bool):
+    """An epoch-end refit stops after a few EM iterations by design: no ConvergenceWarning for it."""
+    with warnings.catch_warnings():
+        if short:
+            warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
 
 
 @contextmanager

@@ -80,7 +80,7 @@ def _rules() -> dict[str, Rule]:
     from gnngmm.data.transforms import FEATURE_NORMS
     from gnngmm.loss import LOSS_EMBEDDINGS
     from gnngmm.memory import GUARDS
-    from gnngmm.mixture import COVARIANCE_TYPES, EXTRA_COVARIANCE_TYPES
+    from gnngmm.mixture import COVARIANCE_TYPES, DEGENERATE, EXTRA_COVARIANCE_TYPES
     from gnngmm.mixture.criteria import CRITERIA
 
     return {
@@ -94,6 +94,7 @@ def _rules() -> dict[str, Rule]:
         "gmm.kmeans_n_init": integer(1),
         "gmm.init_params": one_of(("kmeans", "k-means++", "random", "random_from_data")),
         "gmm.min_component_size": number(0.0),
+        "gmm.degenerate": one_of(DEGENERATE),
         "head.refit_every_n_epochs": integer(1),
         "head.refit_max_iter": integer(1),
         "head.reseed_at_loss_start": BOOLEAN,

@@ -45,7 +45,7 @@ def select_k(
         try:
             gmm.fit(X)
         except ValueError as err:
-            if "exceeds the number of samples" in str(err):
+            if "Expected n_samples >= n_components" in str(err):
                 continue
             raise
         rows.append(

@@ -16,8 +16,23 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class Communicator:
+    """One process: every collective is the identity. Subclasses sum across processes.
+
+    A communicator is a handle, not state: copies (``copy.deepcopy``, ``sklearn.base.clone``) return
+    the same object, and calling it is :meth:`all_reduce_sum` (it is the injected reduction).
+    """
+
     rank: int = 0
     world_size: int = 1
+
+    def __call__(self, tensor: Tensor) -> Tensor:
+        return self.all_reduce_sum(tensor)
+
+    def __copy__(self) -> Communicator:
+        return self
+
+    def __deepcopy__(self, memo) -> Communicator:
+        return self
 
     def all_reduce_sum(self, tensor: Tensor) -> Tensor:
         return tensor

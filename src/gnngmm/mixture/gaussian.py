@@ -17,10 +17,17 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")  # scikit-learn's
 # One variance shared by all components and dimensions: soft k-means with learned weights. Stored
 # and evaluated like "spherical" (a (K,) vector, all entries equal); only the M-step differs.
 EXTRA_COVARIANCE_TYPES = ("isotropic",)
+# scikit-learn's message for a covariance that cannot be factorised (``degenerate="raise"``)
+ILL_DEFINED_COVARIANCE = (
+    "Fitting the mixture model failed because some components have ill-defined empirical covariance "
+    "(for instance caused by singleton or collapsed samples). Try to decrease the number of components, "
+    "increase reg_covar, or scale the input data."
+)
 
 
 class GMMNumericalError(ValueError):
-    """Raised when a covariance stays singular after every allowed ``reg_covar`` escalation."""
+    """Raised when a covariance is ill-defined: at once with ``degenerate="raise"``, after every
+    allowed ``reg_covar`` escalation with ``degenerate="recover"``."""
 
 
 def check_covariance_type(covariance_type: str) -> str:
@@ -42,7 +49,7 @@ def precision_cholesky(
     covariance_type: str,
     *,
     reg_covar: float = 0.0,
-    max_reg_covar: float = 1.0,
+    max_reg_covar: float | None = 1.0,
     on_escalate=None,
 ) -> tuple[Tensor, Tensor]:
     """Return ``(precisions_cholesky, covariances)``.
@@ -53,11 +60,16 @@ def precision_cholesky(
     :class:`GMMNumericalError` names the component. ``on_escalate(component, added)`` is called
     for each component that needed extra regularisation, so callers can log it. The returned
     covariances include any extra regularisation that was added.
+
+    With ``max_reg_covar=None`` nothing is added: the first ill-defined covariance raises
+    :class:`GMMNumericalError` with scikit-learn's message, as scikit-learn does.
     """
     if covariance_type in ("full", "tied"):
         stack = covariances if covariance_type == "full" else covariances.unsqueeze(0)
         chol, info = torch.linalg.cholesky_ex(stack)
         failed = (info != 0) | ~torch.isfinite(chol).all(dim=(-2, -1))
+        if bool(failed.any()) and max_reg_covar is None:
+            _raise_ill_defined(int(torch.nonzero(failed).flatten()[0]), covariance_type, stack.dtype)
         if bool(failed.any()):
             stack = stack.clone()
             for k in torch.nonzero(failed).flatten().tolist():
@@ -73,13 +85,24 @@ def precision_cholesky(
         return prec_chol, stack
     bad = ~(covariances > 0) | ~torch.isfinite(covariances)
     if bool(bad.any()):
-        covariances = covariances.clone()
         rows = bad if bad.dim() == 1 else bad.any(dim=-1)
+        if max_reg_covar is None:
+            _raise_ill_defined(int(torch.nonzero(rows).flatten()[0]), covariance_type, covariances.dtype)
+        covariances = covariances.clone()
         for k in torch.nonzero(rows).flatten().tolist():
             covariances[k] = _escalate_vector(
                 covariances[k], k, reg_covar, max_reg_covar, on_escalate
             )
     return covariances.rsqrt(), covariances
+
+
+def _raise_ill_defined(k: int, covariance_type: str, dtype: torch.dtype) -> None:
+    where = "" if covariance_type == "tied" else f" (component {k})"
+    hint = " Float64 (dtype='float64') also improves the numerical accuracy." if dtype == torch.float32 else ""
+    raise GMMNumericalError(
+        f"{ILL_DEFINED_COVARIANCE}{hint} The covariance{where} is not positive-definite; degenerate='recover' "
+        "re-seeds such components and adds regularisation instead."
+    )
 
 
 def _start_reg(scale: Tensor, reg_covar: float) -> float:
