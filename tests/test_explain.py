@@ -34,10 +34,10 @@ from gnngmm.explain import (
 from gnngmm.report import write_report, write_summary_html, write_tables
 
 SMALL = {
-    "max_epochs": 3,
-    "encoder_kwargs": {"hidden_channels": 32, "out_channels": 32},
-    "embedding_kwargs": {"pca_dim": 8},
-    "gmm_kwargs": {"n_init": 1},
+    "trainer": {"max_epochs": 3},
+    "encoder": {"hidden_channels": 32, "out_channels": 32},
+    "head": {"transform": {"pca_dim": 8}},
+    "gmm": {"n_init": 1},
     "random_state": 0,
 }
 K = 4
