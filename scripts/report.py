@@ -1,8 +1,8 @@
 """Rebuild a run's report from its files: ``report.html`` and the explanation tables as CSV.
 
-    python scripts/report.py RUN_DIR                       # writes RUN_DIR/report.html, clusters.csv, anomalies.csv, ...
-    python scripts/report.py RUN_DIR --out DIR             # somewhere else
-    python scripts/report.py RUN_DIR --nodes 12 40         # also explain these nodes (ids, or positions)
+    python scripts/report.py RUN_DIR                   # RUN_DIR/report.html, clusters.csv, anomalies.csv, ...
+    python scripts/report.py RUN_DIR --out DIR         # somewhere else
+    python scripts/report.py RUN_DIR --nodes 12 40     # also explain these nodes (ids, or positions)
     python scripts/report.py RUN_DIR --data-dir data --mirror-dir ../shared/datasets   # where the dataset is now
 
 The model is ``RUN_DIR/model.ckpt`` (``GNNGMM.load``); the graph is rebuilt from the data module
@@ -65,12 +65,7 @@ def load_run_graph(model, data_dir: str | None = None, mirror_dir: str | None = 
     return raw
 
 
-def main(argv=None) -> Path:
-    from gnngmm.errors import InputError
-    from gnngmm.estimator import GNNGMM
-    from gnngmm.explain import explain_model
-    from gnngmm.report import write_report, write_tables
-
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--ckpt", type=Path, default=None, help="checkpoint (default RUN_DIR/model.ckpt)")
@@ -81,7 +76,17 @@ def main(argv=None) -> Path:
     parser.add_argument("--top", type=int, default=10, help="features per cluster")
     parser.add_argument("--max-points", type=int, default=50_000, help="most nodes drawn on the map")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> Path:
+    """Write the run's ``report.html`` and CSV tables; exits with status 2 on an input error."""
+    from gnngmm.errors import InputError
+    from gnngmm.estimator import GNNGMM
+    from gnngmm.explain import explain_model
+    from gnngmm.report import write_report, write_tables
+
+    args = _parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

@@ -48,7 +48,10 @@ def edge_counts(edge_index: Tensor, clusters: Tensor, k: int, chunk: int = EDGE_
 
 
 def cohesion(counts: np.ndarray) -> pd.DataFrame:
-    """Each cluster's cohesion on the graph, from :func:`edge_counts`'s ``counts`` (K, K).
+    """Each cluster's cohesion on the graph.
+
+    Args:
+        counts (ndarray): (K, K) :func:`edge_counts`'s ``counts``.
 
     Returns:
         K rows: ``volume`` (sum of its nodes' degrees), ``internal_edge_share`` (share of its
