@@ -19,6 +19,7 @@ from gnngmm import GNNGMM
 from gnngmm.anomaly import tail_p_values
 from gnngmm.data.inject import inject_outliers
 from gnngmm.data.synthetic import planted_partition
+from gnngmm.errors import InputError
 from gnngmm.explain import (
     anomaly_reasons,
     class_agreement,
@@ -34,10 +35,10 @@ from gnngmm.explain import (
 from gnngmm.report import write_report, write_summary_html, write_tables
 
 SMALL = {
-    "max_epochs": 3,
-    "encoder_kwargs": {"hidden_channels": 32, "out_channels": 32},
-    "embedding_kwargs": {"pca_dim": 8},
-    "gmm_kwargs": {"n_init": 1},
+    "trainer": {"max_epochs": 3},
+    "encoder": {"hidden_channels": 32, "out_channels": 32},
+    "head": {"transform": {"pca_dim": 8}},
+    "gmm": {"n_init": 1},
     "random_state": 0,
 }
 K = 4
@@ -350,8 +351,9 @@ def fake_multirun(root, configs=("gcn", "sage"), seeds=(0, 1, 2)):
         job = root / str(i)
         (job / ".hydra").mkdir(parents=True)
         (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"encoder={encoder}", f"seed={seed}"]))
-        metrics = {"encoder": encoder, "seed": seed, "nmi": 0.5 + 0.01 * seed + 0.1 * (encoder == "sage"),
-                   "ari": 0.4 + 0.02 * seed, "acc": 0.6, "train_seconds": 10.0 + seed, "peak_rss_mb": 700.0}  # fmt: skip
+        nmi = 0.5 + 0.01 * seed + 0.1 * (encoder == "sage")
+        metrics = {"encoder": encoder, "seed": seed, "nmi": nmi, "ari": 0.4 + 0.02 * seed, "acc": 0.6}
+        metrics.update(train_seconds=10.0 + seed, peak_rss_mb=700.0)
         (job / "metrics.json").write_text(json.dumps(metrics))
     failed = root / "99"
     (failed / ".hydra").mkdir(parents=True)
@@ -399,12 +401,7 @@ def test_report_script_rebuilds_a_run_report(make_cfg, tmp_path):
     cfg = make_cfg()
     train(cfg)
     run_dir = tmp_path / "out"
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import report as report_script
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-    page = report_script.main([str(run_dir), "--nodes", "0", "3"])
+    page = report_script().main([str(run_dir), "--nodes", "0", "3"])
     assert page == run_dir / "report.html" and page.stat().st_size > 1_000_000
     clusters = pd.read_csv(run_dir / "clusters.csv")
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -414,3 +411,20 @@ def test_report_script_rebuilds_a_run_report(make_cfg, tmp_path):
     assert abs(int(top["is_outlier"].sum()) - metrics["outliers_flagged"]) <= 1
     assert {0, 3} <= set(anomalies.loc[anomalies["requested"], "index"])
     assert (run_dir / "contingency.csv").exists()
+
+
+def report_script():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import report
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return report
+
+
+def test_report_script_needs_a_model_fitted_on_a_dataset(planted, tmp_path):
+    _, _, _, model = planted
+    loaded = GNNGMM.load(model.save(tmp_path / "model.ckpt"))
+    assert loaded.data_source_["name"] == "data"
+    with pytest.raises(InputError, match="given in Python"):
+        report_script().load_run_graph(loaded)

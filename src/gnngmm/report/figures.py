@@ -37,6 +37,117 @@ def _stepped(colours: list[str]) -> list:
     return scale
 
 
+def _colour_modes(points: pd.DataFrame) -> list[tuple[str, str, np.ndarray | None]]:
+    """The map's colourings, as ``(button label, key, values)``: ``cluster``, ``label`` (when the
+    table has it), ``score`` (values None: the continuous anomaly score), ``outlier`` (when it has
+    ``is_outlier``)."""
+    modes: list[tuple[str, str, np.ndarray | None]] = [("cluster", "cluster", points["cluster"].to_numpy())]
+    if "label" in points:
+        modes.append(("label", "label", points["label"].to_numpy()))
+    modes.append(("anomaly score", "score", None))
+    if "is_outlier" in points:
+        modes.append(("outlier flag", "outlier", points["is_outlier"].to_numpy().astype(bool)))
+    return modes
+
+
+def _hover(points: pd.DataFrame) -> tuple[np.ndarray, str, list | None]:
+    """``(customdata (n, 4 or 5) float64, hover template, text)``: node id (numeric ids in
+    ``customdata``, others as ``text``), cluster, responsibility, anomaly score (and label)."""
+    nodes = points["node"]
+    numeric_ids = pd.api.types.is_integer_dtype(nodes)
+    custom = [
+        nodes.to_numpy() if numeric_ids else points["index"].to_numpy(),
+        points["cluster"].to_numpy(),
+        points["max_responsibility"].to_numpy(),
+        points["anomaly_score"].to_numpy(),
+    ]
+    hover = "node %{customdata[0]}" if numeric_ids else "node %{text}"
+    hover += "<br>cluster %{customdata[1]}<br>responsibility %{customdata[2]:.4f}<br>anomaly score %{customdata[3]:.3f}"
+    if "label" in points:
+        custom.append(points["label"].to_numpy())
+        hover += "<br>label %{customdata[4]}"
+    customdata = np.stack([np.asarray(c, dtype=np.float64) for c in custom], axis=1)
+    return customdata, hover, None if numeric_ids else nodes.astype(str).tolist()
+
+
+def _mode_style(key: str, values: np.ndarray | None, score: np.ndarray) -> tuple[dict, list[tuple[str, str]]]:
+    """One colouring's marker settings and its legend entries ``(name, colour)``: the score on a
+    continuous scale with a colour bar (no legend), categories as codes on a stepped scale."""
+    if values is None:
+        low, high = (float(score.min()), float(score.max())) if score.size else (0.0, 1.0)
+        return {"color": score, "colorscale": "Viridis", "cmin": low, "cmax": high, "showscale": True}, []
+    cats, codes = _categories(values)
+    colours = palette(len(cats))
+    if key == "outlier":
+        colours = ["#9aa5b1", "#d62728"][: len(cats)] if cats != [True] else ["#d62728"]
+        names = ["outlier" if c else "inlier" for c in cats]
+    else:
+        names = [f"{key} {c}" for c in cats]
+    style = {"color": codes, "colorscale": _stepped(colours), "cmin": -0.5, "cmax": len(cats) - 0.5, "showscale": False}
+    return style, list(zip(names, colours))
+
+
+def _legend_traces(legends: list[list[tuple[str, str]]]) -> tuple[list, list[int]]:
+    """Legend-only traces for every colouring's entries (the first colouring's visible), and the
+    colouring each belongs to."""
+    import plotly.graph_objects as go
+
+    traces, owner = [], []
+    for m, entries in enumerate(legends):
+        for name, colour in entries:
+            marker = {"size": 9, "color": colour}
+            traces.append(
+                go.Scatter(
+                    x=[None],
+                    y=[None],
+                    mode="markers",
+                    name=name,
+                    marker=marker,
+                    visible=m == 0,
+                    hoverinfo="skip",
+                    showlegend=True,
+                )
+            )
+            owner.append(m)
+    return traces, owner
+
+
+def _buttons(modes: list, styles: list[dict], legends: list, owner: list[int]) -> list[dict]:
+    """One button per colouring: restyles the node trace and shows that colouring's legend."""
+    legend_colours = [colour for entries in legends for _, colour in entries]
+    buttons = []
+    for m, (label, _, _) in enumerate(modes):
+        style = styles[m]
+        update = {
+            "visible": [True] + [o == m for o in owner],
+            "marker.color": [style["color"], *legend_colours],
+            "marker.colorscale": [style["colorscale"]] + [None] * len(owner),
+            "marker.cmin": [style["cmin"]] + [None] * len(owner),
+            "marker.cmax": [style["cmax"]] + [None] * len(owner),
+            "marker.showscale": [style["showscale"]] + [False] * len(owner),
+        }
+        buttons.append({"label": f"colour by {label}", "method": "update", "args": [update]})
+    return buttons
+
+
+def _map_layout(fig, points: pd.DataFrame, title: str | None, buttons: list[dict]) -> None:
+    """The map's axes (each PC's share of the variance), legend and buttons above the plot."""
+    ratio = points.attrs.get("explained_variance_ratio") or [float("nan"), float("nan")]
+    menu = {"type": "buttons", "direction": "right", "buttons": buttons, "x": 0, "xanchor": "left", "y": 1.02}
+    menu.update(yanchor="bottom", showactive=True, pad={"b": 4})
+    fig.update_layout(
+        template=TEMPLATE,
+        title=title,
+        height=620,
+        hovermode="closest",
+        legend={"itemsizing": "constant"},
+        xaxis={"title": f"PC 1 ({100 * ratio[0]:.1f}% of variance)", "zeroline": False},
+        yaxis={"title": f"PC 2 ({100 * ratio[1]:.1f}% of variance)", "zeroline": False},
+        updatemenus=[menu],
+        margin={"t": 90 if title else 60},
+    )
+
+
 def embedding_map(points: pd.DataFrame, *, title: str | None = None, svg_points: int = SVG_POINTS):
     """The interactive 2-D map of :func:`gnngmm.explain.embedding_map`'s table.
 
@@ -58,48 +169,17 @@ def embedding_map(points: pd.DataFrame, *, title: str | None = None, svg_points:
     """
     import plotly.graph_objects as go
 
-    has_label = "label" in points
-    modes: list[tuple[str, str, np.ndarray | None]] = [("cluster", "cluster", points["cluster"].to_numpy())]
-    if has_label:
-        modes.append(("label", "label", points["label"].to_numpy()))
-    modes.append(("anomaly score", "score", None))
-    if "is_outlier" in points:
-        modes.append(("outlier flag", "outlier", points["is_outlier"].to_numpy().astype(bool)))
-    nodes = points["node"]
-    numeric_ids = pd.api.types.is_integer_dtype(nodes)
-    custom = [
-        nodes.to_numpy() if numeric_ids else points["index"].to_numpy(),
-        points["cluster"].to_numpy(),
-        points["max_responsibility"].to_numpy(),
-        points["anomaly_score"].to_numpy(),
-    ]
-    hover = "node %{customdata[0]}" if numeric_ids else "node %{text}"
-    hover += "<br>cluster %{customdata[1]}<br>responsibility %{customdata[2]:.4f}<br>anomaly score %{customdata[3]:.3f}"
-    if has_label:
-        custom.append(points["label"].to_numpy())
-        hover += "<br>label %{customdata[4]}"
-    customdata = np.stack([np.asarray(c, dtype=np.float64) for c in custom], axis=1)
-    scatter = go.Scattergl if len(points) > svg_points else go.Scatter
+    modes = _colour_modes(points)
+    customdata, hover, text = _hover(points)
     score = points["anomaly_score"].to_numpy(dtype=np.float64)
     styles, legends = [], []  # per mode: the trace's marker settings, and its legend entries
     for _, key, values in modes:
-        if values is None:
-            low, high = (float(score.min()), float(score.max())) if score.size else (0.0, 1.0)
-            styles.append({"color": score, "colorscale": "Viridis", "cmin": low, "cmax": high, "showscale": True})
-            legends.append([])
-            continue
-        cats, codes = _categories(values)
-        colours = palette(len(cats))
-        if key == "outlier":
-            colours = ["#9aa5b1", "#d62728"][: len(cats)] if cats != [True] else ["#d62728"]
-            names = ["outlier" if c else "inlier" for c in cats]
-        else:
-            names = [f"{key} {c}" for c in cats]
-        styles.append(
-            {"color": codes, "colorscale": _stepped(colours), "cmin": -0.5, "cmax": len(cats) - 0.5, "showscale": False}
-        )
-        legends.append(list(zip(names, colours)))
-    first = styles[0]
+        style, legend = _mode_style(key, values, score)
+        styles.append(style)
+        legends.append(legend)
+    scatter = go.Scattergl if len(points) > svg_points else go.Scatter
+    marker = {"size": 5 if len(points) <= 5000 else 3, "opacity": 0.85, "line": {"width": 0}}
+    marker.update(colorbar={"title": {"text": "anomaly score"}}, **styles[0])
     fig = go.Figure()
     fig.add_trace(
         scatter(
@@ -109,70 +189,15 @@ def embedding_map(points: pd.DataFrame, *, title: str | None = None, svg_points:
             name="nodes",
             showlegend=False,
             customdata=customdata,
-            text=None if numeric_ids else nodes.astype(str).tolist(),
+            text=text,
             hovertemplate=hover + "<extra></extra>",
-            marker={
-                "size": 5 if len(points) <= 5000 else 3,
-                "opacity": 0.85,
-                "line": {"width": 0},
-                "colorbar": {"title": {"text": "anomaly score"}},
-                **first,
-            },
+            marker=marker,
         )
     )
-    owner = []  # which mode each legend trace belongs to
-    for m, entries in enumerate(legends):
-        for name, colour in entries:
-            fig.add_trace(
-                go.Scatter(
-                    x=[None],
-                    y=[None],
-                    mode="markers",
-                    name=name,
-                    marker={"size": 9, "color": colour},
-                    visible=m == 0,
-                    hoverinfo="skip",
-                    showlegend=True,
-                )
-            )
-            owner.append(m)
-    legend_colours = [colour for entries in legends for _, colour in entries]
-    buttons = []
-    for m, (label, _, _) in enumerate(modes):
-        style = styles[m]
-        update = {
-            "visible": [True] + [o == m for o in owner],
-            "marker.color": [style["color"], *legend_colours],
-            "marker.colorscale": [style["colorscale"]] + [None] * len(owner),
-            "marker.cmin": [style["cmin"]] + [None] * len(owner),
-            "marker.cmax": [style["cmax"]] + [None] * len(owner),
-            "marker.showscale": [style["showscale"]] + [False] * len(owner),
-        }
-        buttons.append({"label": f"colour by {label}", "method": "update", "args": [update]})
-    ratio = points.attrs.get("explained_variance_ratio") or [float("nan"), float("nan")]
-    fig.update_layout(
-        template=TEMPLATE,
-        title=title,
-        height=620,
-        hovermode="closest",
-        legend={"itemsizing": "constant"},
-        xaxis={"title": f"PC 1 ({100 * ratio[0]:.1f}% of variance)", "zeroline": False},
-        yaxis={"title": f"PC 2 ({100 * ratio[1]:.1f}% of variance)", "zeroline": False},
-        updatemenus=[
-            {
-                "type": "buttons",
-                "direction": "right",
-                "buttons": buttons,
-                "x": 0,
-                "xanchor": "left",
-                "y": 1.02,
-                "yanchor": "bottom",
-                "showactive": True,
-                "pad": {"b": 4},
-            }
-        ],
-        margin={"t": 90 if title else 60},
-    )
+    traces, owner = _legend_traces(legends)
+    for trace in traces:
+        fig.add_trace(trace)
+    _map_layout(fig, points, title, _buttons(modes, styles, legends, owner))
     return fig
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from gnngmm.report.figures import TEMPLATE, palette
-from gnngmm.report.page import SORT_SCRIPT, STYLE, html_table
+from gnngmm.report.markup import figure_div, html_page, html_table
 
 QUALITY = ("nmi", "ari", "acc", "auroc", "average_precision")
 COST = ("train_seconds", "peak_rss_mb")
@@ -28,6 +28,7 @@ TITLES = {
 
 
 def _config_label(overrides: dict, swept: Sequence[str]) -> str:
+    """A configuration's name: its ``swept`` values as ``key=value``, joined by commas."""
     return ", ".join(f"{k}={overrides.get(k, '')}" for k in swept) or "all runs"
 
 
@@ -62,8 +63,42 @@ def summary_frame(runs: Sequence[dict], swept: Sequence[str], metrics: Sequence[
     return pd.DataFrame(rows)
 
 
-def _figure(runs, swept, metrics):
+def _run_traces(label: str, values: list[float], seeds: list[str], metric: str, colour: str) -> list:
+    """One configuration's runs of one metric: every run as a point (its seed on hover), and the
+    mean with a ± std bar."""
     import plotly.graph_objects as go
+
+    name = html.escape(label)
+    points = go.Box(
+        x=[label] * len(values),
+        y=values,
+        name=label,
+        boxpoints="all",
+        jitter=0.3,
+        pointpos=0,
+        marker={"color": colour, "size": 7},
+        line={"width": 0},
+        fillcolor="rgba(0,0,0,0)",
+        customdata=seeds,
+        hovertemplate=f"{name}<br>seed %{{customdata}}<br>{metric} %{{y:.4f}}<extra></extra>",
+        showlegend=False,
+    )
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    bar = go.Scatter(
+        x=[label],
+        y=[mean],
+        mode="markers",
+        marker={"symbol": "line-ew-open", "size": 24, "color": "black"},
+        error_y={"type": "data", "array": [std], "color": "black"},
+        showlegend=False,
+        hovertemplate=f"{name}<br>mean {mean:.4f} ± {std:.4f} over {len(values)} run(s)<extra></extra>",
+    )
+    return [points, bar]
+
+
+def _figure(runs: Sequence[dict], swept: Sequence[str], metrics: Sequence[str]):
+    """One panel per metric (three a row), each configuration's runs side by side in it."""
     from plotly.subplots import make_subplots
 
     labels = sorted({_config_label(r["overrides"], swept) for r in runs})
@@ -77,7 +112,6 @@ def _figure(runs, swept, metrics):
         vertical_spacing=0.22 if rows > 1 else 0.1,
     )
     for i, m in enumerate(metrics):
-        r, c = i // cols + 1, i % cols + 1
         for label in labels:
             members = [
                 x for x in runs if _config_label(x["overrides"], swept) == label and x["metrics"].get(m) is not None
@@ -86,43 +120,37 @@ def _figure(runs, swept, metrics):
             if not values:
                 continue
             seeds = [str(x["metrics"].get("seed", "?")) for x in members]
-            fig.add_trace(
-                go.Box(
-                    x=[label] * len(values),
-                    y=values,
-                    name=label,
-                    boxpoints="all",
-                    jitter=0.3,
-                    pointpos=0,
-                    marker={"color": colours[label], "size": 7},
-                    line={"width": 0},
-                    fillcolor="rgba(0,0,0,0)",
-                    customdata=seeds,
-                    hovertemplate=f"{html.escape(label)}<br>seed %{{customdata}}<br>{m} %{{y:.4f}}<extra></extra>",
-                    showlegend=False,
-                ),
-                row=r,
-                col=c,
-            )
-            mean = statistics.fmean(values)
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            fig.add_trace(
-                go.Scatter(
-                    x=[label],
-                    y=[mean],
-                    mode="markers",
-                    marker={"symbol": "line-ew-open", "size": 24, "color": "black"},
-                    error_y={"type": "data", "array": [std], "color": "black"},
-                    showlegend=False,
-                    hovertemplate=f"{html.escape(label)}<br>mean {mean:.4f} ± {std:.4f} over {len(values)} run(s)"
-                    "<extra></extra>",
-                ),
-                row=r,
-                col=c,
-            )
+            for trace in _run_traces(label, values, seeds, m, colours[label]):
+                fig.add_trace(trace, row=i // cols + 1, col=i % cols + 1)
     fig.update_layout(template=TEMPLATE, height=380 * rows, title="Each run (points) and mean ± std (bars)")
     fig.update_xaxes(type="category", tickangle=-25)
     return fig
+
+
+def _failures_html(failures: Sequence[dict]) -> str:
+    """The failed jobs as a list (``id="failures"``) under a heading."""
+    items = "".join(
+        f"<li>job {html.escape(str(f.get('job')))} "
+        f"({html.escape(', '.join(f'{k}={v}' for k, v in f.get('overrides', {}).items()))}): "
+        f"{html.escape(str(f.get('error')))}</li>"
+        for f in failures
+    )
+    return f'<h2>{len(failures)} failed job(s)</h2><ul id="failures">{items}</ul>'
+
+
+def _results_html(frame: pd.DataFrame, runs: Sequence[dict], swept: Sequence[str], metrics: list[str]) -> list[str]:
+    """The summary table (means ± std and each run's value per metric) and the figure."""
+    if not len(frame):
+        return ["<p>No finished run found.</p>"]
+    keep = [*(swept or ["config"]), "runs", "seeds"]
+    for m in metrics:
+        keep += [m, f"{m}_seeds"]
+    shown = frame[keep].rename(columns={m: f"{TITLES.get(m, m)} (mean ± std)" for m in metrics})
+    shown = shown.rename(columns={f"{m}_seeds": f"{TITLES.get(m, m)} per run" for m in metrics})
+    parts = [html_table(shown, "table-summary")]
+    if metrics:
+        parts.append(figure_div(_figure(runs, swept, metrics), "summary-figure"))
+    return parts
 
 
 def write_summary_html(
@@ -143,53 +171,15 @@ def write_summary_html(
     Returns:
         Path: ``path``.
     """
-    from plotly.offline import get_plotlyjs
-
     path = Path(path)
     metrics = [m for m in (*QUALITY, *COST) if any(r["metrics"].get(m) is not None for r in runs)]
     frame = summary_frame(runs, swept, metrics)
-    parts = []
-    if len(frame):
-        keep = [*(swept or ["config"]), "runs", "seeds"]
-        for m in metrics:
-            keep += [m, f"{m}_seeds"]
-        shown = frame[keep].rename(columns={m: f"{TITLES.get(m, m)} (mean ± std)" for m in metrics})
-        shown = shown.rename(columns={f"{m}_seeds": f"{TITLES.get(m, m)} per run" for m in metrics})
-        parts.append(html_table(shown, "table-summary"))
-        if metrics:
-            fig = _figure(runs, swept, metrics)
-            parts.append(
-                fig.to_html(
-                    full_html=False, include_plotlyjs=False, div_id="summary-figure", config={"displaylogo": False}
-                )
-            )
-    else:
-        parts.append("<p>No finished run found.</p>")
+    parts = _results_html(frame, runs, swept, metrics)
     if failures:
-        items = "".join(
-            f"<li>job {html.escape(str(f.get('job')))} "
-            f"({html.escape(', '.join(f'{k}={v}' for k, v in f.get('overrides', {}).items()))}): "
-            f"{html.escape(str(f.get('error')))}</li>"
-            for f in failures
-        )
-        parts.append(f'<h2>{len(failures)} failed job(s)</h2><ul id="failures">{items}</ul>')
+        parts.append(_failures_html(failures))
     title = f"gnngmm sweep summary: {source}" if source else "gnngmm sweep summary"
-    page = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{html.escape(title)}</title>
-<style>{STYLE}</style>
-<script type="text/javascript">{get_plotlyjs()}</script>
-</head>
-<body>
-<h1>{html.escape(title)}</h1>
-<p class="note">{len(runs)} finished run(s) in {len(frame)} configuration(s); swept: {html.escape(", ".join(swept) or "nothing but seeds")}.</p>
-{"".join(parts)}
-<script type="text/javascript">{SORT_SCRIPT}</script>
-</body>
-</html>
-"""
+    swept_text = html.escape(", ".join(swept) or "nothing but seeds")
+    note = f'<p class="note">{len(runs)} finished run(s) in {len(frame)} configuration(s); swept: {swept_text}.</p>'
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    path.write_text(html_page(title, note + "\n" + "".join(parts)), encoding="utf-8")
     return path
