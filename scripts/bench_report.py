@@ -4,8 +4,8 @@ of a preset's size (``bench_scale.py``'s graph and settings: SIGN features, MLP,
     python scripts/bench_report.py --preset reddit --scale 0.1 --threads 1
     python scripts/bench_report.py --preset reddit            # true size: 232,965 nodes, 114.6M edges
 
-The run is fitted in this process as ``train`` does it (``GNNGMM.from_config`` on the composed config,
-then ``fit_datamodule``), then ``explain_model(model, graph, labels)`` reads the model's stored results
+The run is fitted in this process as ``train`` does it (``GNNGMM(**estimator_arguments(cfg))`` and the
+config's data module, then ``fit``), then ``explain_model(model, graph, labels)`` reads the model's stored results
 of its training graph (what a run does after fitting), ``write_tables`` and ``write_report`` write the
 CSV files and the page. Resident memory is sampled every 20 ms. The last line is one JSON object:
 ``fit_seconds``, ``explain_seconds``, ``report_seconds``, their share of the fit, ``peak_rss_mb`` before
@@ -73,7 +73,8 @@ def main(argv=None) -> dict:
     from gnngmm.explain import explain_model
     from gnngmm.loggers import resolved_config
     from gnngmm.report import write_report, write_tables
-    from gnngmm.train import build_datamodule
+    from gnngmm.pipeline import instantiate_component
+    from gnngmm.train import estimator_arguments
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="reddit")
@@ -99,12 +100,12 @@ def main(argv=None) -> dict:
     HydraConfig.instance().set_config(cfg)
     run_config = resolved_config(cfg)
     start = time.perf_counter()
-    model = GNNGMM.from_config(run_config)
-    datamodule = build_datamodule(run_config["data"], keep_raw_features=model.anomaly_score in COMBINATION_RULES)
+    model = GNNGMM(**estimator_arguments(cfg))
+    datamodule = instantiate_component(run_config["data"], keep_raw_features=model.anomaly_score in COMBINATION_RULES)
     datamodule.setup("fit")
     setup_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    model.fit_datamodule(datamodule, run_config=run_config)
+    model.fit(datamodule)
     fit_seconds = time.perf_counter() - start
     graph, labels = datamodule.data, datamodule.labels
     peak_before = peak_rss_mb()
