@@ -144,7 +144,7 @@ def test_empty_component_is_reseeded_with_a_warning(caplog):
     far = x.mean(0) + 1e4  # a component far from every point: zero responsibility
     means = torch.stack([x[labels == j].mean(0) for j in range(3)] + [far])
     gmm = GaussianMixture(4, means_init=means, max_iter=30, random_state=0, degenerate="recover")
-    with caplog.at_level(logging.WARNING, logger="gnngmm.mixture.gaussian_mixture"):
+    with caplog.at_level(logging.WARNING, logger="gnngmm.mixture.em"):
         gmm.fit(x)
     assert "re-seeded" in caplog.text and gmm.n_reseeded_ >= 1
     assert_finite(gmm, x)
@@ -154,7 +154,7 @@ def test_empty_component_is_reseeded_with_a_warning(caplog):
 def test_singular_covariance_gets_more_regularisation(caplog):
     x, _ = blobs(300, d=2)
     x = torch.cat([x, x[:, :1] * 2.0], dim=1)  # third feature collinear: singular with reg_covar=0
-    with caplog.at_level(logging.WARNING, logger="gnngmm.mixture.gaussian_mixture"):
+    with caplog.at_level(logging.WARNING, logger="gnngmm.mixture.em"):
         gmm = GaussianMixture(3, reg_covar=0.0, random_state=0, degenerate="recover").fit(x)
     assert "singular" in caplog.text
     assert_finite(gmm, x)

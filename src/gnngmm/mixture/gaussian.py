@@ -73,13 +73,9 @@ def precision_cholesky(
         if bool(failed.any()):
             stack = stack.clone()
             for k in torch.nonzero(failed).flatten().tolist():
-                stack[k], chol[k] = _escalate_full(
-                    stack[k], k, reg_covar, max_reg_covar, on_escalate
-                )
+                stack[k], chol[k] = _escalate_full(stack[k], k, reg_covar, max_reg_covar, on_escalate)
         eye = torch.eye(stack.shape[-1], dtype=stack.dtype, device=stack.device)
-        prec_chol = torch.linalg.solve_triangular(
-            chol, eye.expand_as(chol), upper=False
-        ).transpose(-2, -1)
+        prec_chol = torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False).transpose(-2, -1)
         if covariance_type == "tied":
             return prec_chol[0], stack[0]
         return prec_chol, stack
@@ -90,9 +86,7 @@ def precision_cholesky(
             _raise_ill_defined(int(torch.nonzero(rows).flatten()[0]), covariance_type, covariances.dtype)
         covariances = covariances.clone()
         for k in torch.nonzero(rows).flatten().tolist():
-            covariances[k] = _escalate_vector(
-                covariances[k], k, reg_covar, max_reg_covar, on_escalate
-            )
+            covariances[k] = _escalate_vector(covariances[k], k, reg_covar, max_reg_covar, on_escalate)
     return covariances.rsqrt(), covariances
 
 
@@ -113,9 +107,7 @@ def _start_reg(scale: Tensor, reg_covar: float) -> float:
 def _escalate_full(cov, k, reg_covar, max_reg_covar, on_escalate):
     finite = torch.isfinite(cov).all()
     if not finite:
-        raise GMMNumericalError(
-            f"component {k} has a non-finite covariance; the data fed to the GMM must be finite"
-        )
+        raise GMMNumericalError(f"component {k} has a non-finite covariance; the data fed to the GMM must be finite")
     added = _start_reg(cov.diagonal().abs().mean(), reg_covar)
     while added <= max_reg_covar * (1 + 1e-9):
         trial = add_to_diagonal(cov, added)
@@ -134,9 +126,7 @@ def _escalate_full(cov, k, reg_covar, max_reg_covar, on_escalate):
 
 def _escalate_vector(var, k, reg_covar, max_reg_covar, on_escalate):
     if not bool(torch.isfinite(var).all()):
-        raise GMMNumericalError(
-            f"component {k} has a non-finite variance; the data fed to the GMM must be finite"
-        )
+        raise GMMNumericalError(f"component {k} has a non-finite variance; the data fed to the GMM must be finite")
     added = _start_reg(var.abs().mean(), reg_covar)
     while added <= max_reg_covar * (1 + 1e-9):
         trial = var + added

@@ -90,11 +90,7 @@ class FullCovarianceStep:
             # |q(x)|^2 = sum_{i<=j} x_i^2 x_j^2 = ((sum x_i^2)^2 + sum x_i^4) / 2: O(d), not O(d^2)
             sq = xc.square()
             q_norm = (0.5 * (sq.sum(1).square() + sq.square().sum(1))).sqrt()
-            err = 0.5 * (
-                q_norm[:, None] * self.gamma_q
-                + xc.norm(dim=1)[:, None] * self.gamma_x
-                + self.gamma_c
-            )
+            err = 0.5 * (q_norm[:, None] * self.gamma_q + xc.norm(dim=1)[:, None] * self.gamma_x + self.gamma_c)
             floor = (approx - err).max(1, keepdim=True).values - SCREEN_MARGIN
             keep = approx + err >= floor
             if float(keep.float().mean()) <= DENSE_FRACTION:

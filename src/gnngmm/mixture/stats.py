@@ -32,9 +32,7 @@ class SufficientStats:
     sxx: Tensor  # (K, d, d) | (d, d) | (K, d)
 
     def __add__(self, other: SufficientStats) -> SufficientStats:
-        return SufficientStats(
-            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
-        )
+        return SufficientStats(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
     def all_reduce(self, reduce_sum) -> SufficientStats:
         """Sum every statistic across processes with one call of ``reduce_sum``."""
@@ -65,9 +63,7 @@ def accumulate(x: Tensor, resp: Tensor, shift: Tensor, covariance_type: str) -> 
         xc, sc = x - c, shift - c
         sxx = (resp.T @ xc.square() - 2.0 * sc * (resp.T @ xc) + nk[:, None] * sc.square()).clamp_min_(0.0)
     zero = x.new_zeros(())
-    return SufficientStats(
-        count=zero + x.shape[0], log_likelihood=zero, nk=nk, sx=sx, sxx=sxx
-    )
+    return SufficientStats(count=zero + x.shape[0], log_likelihood=zero, nk=nk, sx=sx, sxx=sxx)
 
 
 def m_step(

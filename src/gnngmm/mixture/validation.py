@@ -121,17 +121,35 @@ def check_input(
         ValueError: complex, empty, non-finite or wrongly shaped input, or a feature count that differs
             from the fitted one.
     """
+    if is_tensor_input(X):
+        return check_tensor_input(estimator, X, reset=reset, dtype=dtype, device=device, min_samples=min_samples)
+    x = check_array_input(estimator, X, reset=reset, dtype=dtype, device=device, min_samples=min_samples)
+    return [x], NUMPY
+
+
+def check_array_input(
+    estimator, X, *, reset: bool, dtype: torch.dtype, device: torch.device | None, min_samples: int
+) -> Tensor:
+    """NumPy-like ``X`` checked by scikit-learn's ``validate_data``, as one ``(n, d)`` ``dtype`` tensor
+    on ``device`` (the CPU when :obj:`None`); arguments and exceptions as :func:`check_input`'s."""
+    array = validate_data(
+        estimator, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=False,
+        ensure_min_samples=min_samples,
+    )  # fmt: skip
+    if not array.flags.writeable:  # torch warns on read-only memory (memory maps)
+        array = array.copy()
+    x = torch.from_numpy(array).to(device=device or torch.device("cpu"), dtype=dtype)
+    check_finite(x)
+    return x
+
+
+def check_tensor_input(
+    estimator, X, *, reset: bool, dtype: torch.dtype, device: torch.device | None, min_samples: int
+) -> tuple[list[Tensor], ArrayKind]:
+    """A tensor or a list of tensors (row blocks) checked with scikit-learn's messages, as ``dtype``
+    blocks on ``device`` (each block's own when :obj:`None`), and the kind of the first block;
+    arguments and exceptions as :func:`check_input`'s."""
     name = type(estimator).__name__
-    if not is_tensor_input(X):
-        array = validate_data(
-            estimator, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=False,
-            ensure_min_samples=min_samples,
-        )  # fmt: skip
-        if not array.flags.writeable:  # torch warns on read-only memory (memory maps)
-            array = array.copy()
-        x = torch.from_numpy(array).to(device=device or torch.device("cpu"), dtype=dtype)
-        check_finite(x)
-        return [x], NUMPY
     parts = list(X) if isinstance(X, (list, tuple)) else [X]
     for p in parts:
         check_tensor(p, name)
@@ -148,19 +166,30 @@ def check_input(
         raise ValueError(
             f"Found array with 0 feature(s) (shape=({rows}, 0)) while a minimum of 1 is required by {name}."
         )
+    check_n_features(estimator, width, reset)
+    kind = ArrayKind(torch=True, device=parts[0].device)
+    out = [p.to(device=device or p.device, dtype=dtype) for p in parts]
+    for i, p in enumerate(out):
+        check_finite(p, i if len(out) > 1 else None)
+    return out, kind
+
+
+def check_n_features(estimator, width: int, reset: bool) -> None:
+    """As scikit-learn's ``validate_data`` for tensors: set ``n_features_in_`` (and drop
+    ``feature_names_in_``) when ``reset``, else check ``width`` against it.
+
+    Raises:
+        ValueError: ``width`` differs from the fitted feature count.
+    """
     if reset:
         estimator.n_features_in_ = width
         if hasattr(estimator, "feature_names_in_"):
             del estimator.feature_names_in_
     elif hasattr(estimator, "n_features_in_") and width != estimator.n_features_in_:
         raise ValueError(
-            f"X has {width} features, but {name} is expecting {estimator.n_features_in_} features as input."
+            f"X has {width} features, but {type(estimator).__name__} is expecting {estimator.n_features_in_} "
+            "features as input."
         )
-    kind = ArrayKind(torch=True, device=parts[0].device)
-    out = [p.to(device=device or p.device, dtype=dtype) for p in parts]
-    for i, p in enumerate(out):
-        check_finite(p, i if len(out) > 1 else None)
-    return out, kind
 
 
 def to_numpy(value) -> np.ndarray:
