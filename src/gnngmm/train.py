@@ -39,6 +39,7 @@ from gnngmm.estimator import COMBINATION_RULES, GNNGMM
 from gnngmm.loggers import build_loggers, finish_loggers, resolved_config
 from gnngmm.metrics import anomaly_metrics, evaluate
 from gnngmm.quality import modularity
+from gnngmm.rundir import COMPLETION_MARKER, RunComplete, read_metrics, write_text_atomic
 
 log = logging.getLogger("gnngmm")
 
@@ -65,7 +66,9 @@ RUN_OUTPUTS = ("metrics.json", "predictions.csv", "model.ckpt", "history.csv", "
 
 def claim_run_dir(output_dir: Path, ckpt_path, overwrite: bool = False, auto_resume: bool = False):
     """One run per run dir. Returns the checkpoint to resume from (``ckpt_path``, or the dir's own
-    ``last.ckpt`` for an unfinished run when ``auto_resume``); refuses a dir holding another run."""
+    ``last.ckpt`` for an unfinished run when ``auto_resume``); refuses a dir holding another run.
+    With ``auto_resume`` a complete dir (``metrics.json``, written last) raises :class:`RunComplete`
+    and an unfinished one without ``last.ckpt`` starts again (``None``)."""
     present = [name for name in RUN_OUTPUTS if (output_dir / name).exists()]
     if not present:
         return ckpt_path
@@ -79,9 +82,14 @@ def claim_run_dir(output_dir: Path, ckpt_path, overwrite: bool = False, auto_res
         for extra in ("predictions.parquet", "bic.csv", "bic.png", "embedding.png", "cluster_sizes.png"):
             (output_dir / extra).unlink(missing_ok=True)
         return ckpt_path
-    if auto_resume and ckpt_path is None and own.exists() and not (output_dir / "metrics.json").exists():
-        log.info("auto_resume: continuing the unfinished run in %s from %s", output_dir, own)
-        return str(own)
+    if auto_resume and ckpt_path is None:
+        if (output_dir / COMPLETION_MARKER).exists():  # written last: every output is there
+            raise RunComplete(output_dir, read_metrics(output_dir))
+        if own.exists():
+            log.info("auto_resume: continuing the unfinished run in %s from %s", output_dir, own)
+            return str(own)
+        log.info("auto_resume: %s holds an unfinished run without a checkpoint; starting it again", output_dir)
+        return None
     raise InputError(
         f"{output_dir} already holds a run ({', '.join(present)}); start a new one elsewhere (hydra.run.dir=...), "
         f"replace it with overwrite=true, or continue it with ckpt_path={own}"
@@ -217,10 +225,11 @@ def run_metrics(cfg: DictConfig, model: GNNGMM, datamodule, seconds: float) -> d
 
 
 def write_outputs(output_dir: Path, metrics: dict, model: GNNGMM, labels, cfg, loggers) -> None:
-    """metrics.json, predictions, the BIC table, the final model, pictures, and the loggers' copies."""
+    """Predictions, the BIC table, the final model, pictures, the loggers' copies, then metrics.json:
+    last and atomically, so that it marks a complete run dir (a stop before it leaves a dir that
+    ``auto_resume`` finishes from ``last.ckpt``)."""
     from gnngmm import reporting
 
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     reporting.write_table(model.prediction_table(), output_dir / "predictions.csv")
     if model.bic_table_:
         reporting.write_bic(output_dir, model.bic_table_, model.n_clusters_, model.k_criterion)
@@ -228,6 +237,7 @@ def write_outputs(output_dir: Path, metrics: dict, model: GNNGMM, labels, cfg, l
     if cfg.get("save_pictures", True):
         reporting.save_pictures(output_dir, model.result_, labels.y, cfg.get("picture_projection", "pca"))
     reporting.log_to_loggers(loggers, metrics, output_dir)
+    write_text_atomic(output_dir / COMPLETION_MARKER, json.dumps(metrics, indent=2) + "\n")
     line = "  ".join(f"{m.upper()} {metrics[m]:.4f}" for m in ("nmi", "ari", "acc", "auroc") if m in metrics)
     print(
         f"[gnngmm] {metrics['dataset']} {metrics['encoder']} k={metrics['k']} seed={metrics['seed']}: "
@@ -273,10 +283,14 @@ def main() -> float | None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     """Hydra entry point. Bad input exits with one clear line (status 2). In a multirun a failing
-    job is recorded in its run dir (``failure.json``) and the sweep goes on. Returns the value
+    job is recorded in its run dir (``failure.json``) and the sweep goes on. With ``auto_resume`` a
+    complete run dir is left as it is (a requeued job whose run had finished). Returns the value
     named by ``optimized_metric`` (an unsupervised one) for sweepers."""
     try:
         metrics = train(cfg)
+    except RunComplete as done:  # a requeued job whose run had finished: nothing changes
+        log.info("auto_resume: %s; nothing to do", done)
+        metrics = done.metrics
     except SIGTERMException:  # Lightning stops at the next step; last.ckpt holds the last whole epoch
         resume = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
         print(f"gnngmm: interrupted by SIGTERM; resume with the same command plus ckpt_path={resume}", file=sys.stderr)
