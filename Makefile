@@ -2,6 +2,7 @@
 #   make run    install (with the sweep plugins), then train the default job (Cora, GCN, GMM k=7, CPU, offline)
 #   make test   install with the test extras, then run the tests (what CI runs)
 #   make test-fast   once installed: the tests without the `slow` ones (subprocesses, DDP, notebook)
+#   make test-cluster   once installed, as root: a single-node SLURM (Debian packages), then the cluster tests
 # torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 # On a CUDA machine use e.g. TORCH_INDEX=https://download.pytorch.org/whl/cu124.
 PYTHON ?= python
@@ -10,7 +11,7 @@ TORCH_INDEX ?=
 PIP := $(PYTHON) -m pip
 PIP_TORCH := $(PIP) install "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: install install-test run test test-fast bench clean
+.PHONY: install install-test run test test-fast test-cluster bench clean
 
 install:
 	$(PIP_TORCH)
@@ -24,10 +25,13 @@ run: install
 	$(PYTHON) train.py
 
 test: install-test
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -m "not cluster"
 
 test-fast:
 	$(PYTHON) -m pytest -m "not slow" -q
+
+test-cluster:
+	PYTHON=$(PYTHON) bash tests/cluster/run.sh
 
 clean:
 	rm -rf logs outputs multirun .pytest_cache

@@ -13,8 +13,8 @@ config unchanged (``storage``, ``study_name``, ``n_trials``, ``n_jobs``, ``sampl
   only what is missing; several sweeps started on one study (several SLURM jobs, say) share the
   budget, each running at most ``n_trials`` trials itself (all together may overshoot by up to
   ``n_jobs`` trials per extra process, those asked while the others were running). Failed trials do
-  not count. A trial left running by a sweep that was killed stays ``RUNNING`` in the storage and does
-  not count either.
+  not count: a sweep started again runs trials in their place. A trial left running by a sweep that
+  was killed stays ``RUNNING`` in the storage and does not count either.
 * **Trial identity.** Each job gets ``++optuna_trial=<number>``: the job's
   :class:`~gnngmm.callbacks.optuna_pruning.OptunaPruning` callback reports its refits' label-free
   score to the study under that number and stops the trial when the study's pruner says so, marking

@@ -4,9 +4,12 @@
 
 MOMENT is ``final_stage`` (just before ``model.ckpt`` is written: predictions are on disk,
 ``metrics.json`` is not) or ``after_metrics`` (just after ``metrics.json`` is written). SIGNAL is
-``USR2`` (a time limit: as under submitit, its handler exits the process at once) or ``TERM``
-(preemption: the default action kills the process). The signal is sent at most once per marker
-file named by ``GNNGMM_SIGNAL_ONCE`` (when set), so a requeued copy of the job runs undisturbed.
+``USR2`` (a time limit: as under submitit, its handler exits the process at once), ``TERM``
+(the default action kills the process) or ``requeue`` (inside a SLURM job: ``scontrol requeue`` of
+this job, a preemption: SIGTERM, then the job is queued again). The signal is sent at most once per
+marker file named by ``GNNGMM_SIGNAL_ONCE`` (when set), so a requeued copy of the job runs
+undisturbed. Inside SLURM jobs the same hook is installed at interpreter start-up by
+``tests/cluster/hook/sitecustomize.py`` from ``GNNGMM_SIGNAL_AT`` and ``GNNGMM_SIGNAL``.
 """
 
 from __future__ import annotations
@@ -18,19 +21,24 @@ import sys
 from pathlib import Path
 
 
-def install(moment: str, signum: int) -> None:
-    """Patch the final stage so that ``signum`` reaches this process at ``moment``."""
+def install(moment: str, name: str) -> None:
+    """Patch the final stage so that signal ``name`` (or a SLURM requeue) reaches this process at ``moment``."""
+    import subprocess
+
     import gnngmm.estimator
     import gnngmm.train
 
     once = os.environ.get("GNNGMM_SIGNAL_ONCE")
 
-    def fire() -> None:
-        if once:
+    def fire(mtime_ns: int = 0) -> None:
+        if once:  # the marker holds metrics.json's modification time (0 before it exists)
             if Path(once).exists():
                 return
-            Path(once).write_text(str(os.getpid()))
-        os.kill(os.getpid(), signum)
+            Path(once).write_text(str(mtime_ns))
+        if name == "requeue":
+            subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=True)
+        else:
+            os.kill(os.getpid(), getattr(signal, f"SIG{name}"))
 
     if moment == "final_stage":
         save = gnngmm.estimator.GNNGMM.save
@@ -45,7 +53,7 @@ def install(moment: str, signum: int) -> None:
 
         def write_then_signal(path, text):
             write(path, text)
-            fire()
+            fire(Path(path).stat().st_mtime_ns)
 
         gnngmm.train.write_text_atomic = write_then_signal
     else:
@@ -54,10 +62,9 @@ def install(moment: str, signum: int) -> None:
 
 def main() -> None:
     moment, name, script, *args = sys.argv[1:]
-    signum = getattr(signal, f"SIG{name}")
-    if signum == signal.SIGUSR2 and signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL:
+    if name == "USR2":
         signal.signal(signal.SIGUSR2, lambda *_: sys.exit(-1))  # submitit's handler ends the job so
-    install(moment, signum)
+    install(moment, name)
     sys.argv = [script, *args]
     runpy.run_path(script, run_name="__main__")
 
