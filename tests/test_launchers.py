@@ -68,9 +68,8 @@ def test_jobs_that_end_without_a_result_are_recorded_and_named_by_the_failure_su
     dirs = [tmp_path / "sweep" / str(i) for i in range(4)]
     callback = FailedJobsExit()
     returns = launchers.collect(jobs, dirs, [[f"seed={i}"] for i in range(4)])
-    assert returns[0] is ok and [r.status for r in returns[1:]] == [JobStatus.FAILED] * 3
-    with pytest.raises(UncompletedJobError):
-        _ = returns[1].return_value  # a sweeper sees the job's failure
+    # no value, as a failed job returns in a multirun: the sweep goes on, a trial is told it failed
+    assert returns[0] is ok and [(r.status, r.return_value) for r in returns[1:]] == [(JobStatus.COMPLETED, None)] * 3
     states = [json.loads((d / "failure.json").read_text())["slurm_state"] for d in dirs[1:]]
     assert states == ["CANCELLED", "TIMEOUT", "LOST"]
     with pytest.raises(SystemExit) as stop:
@@ -105,3 +104,24 @@ def test_launcher_slurm_picks_the_trainer_from_gpus_per_node(gpus, accelerator):
     HydraConfig.instance().set_config(cfg)
     assert cfg.trainer.accelerator == accelerator and cfg.trainer.devices == 1
     assert cfg.hydra.launcher._target_ == "hydra_plugins.gnngmm_plugins.submitit_slurm.SlurmLauncher"
+
+
+@pytest.mark.parametrize("returncode, stops", [(-15, True), (1, False)])
+def test_a_requeue_whose_scontrol_is_killed_by_the_requeue_exits_the_job(returncode, stops):
+    """submitit's time-limit handler runs ``scontrol requeue``; SLURM's SIGTERM to the requeued job
+    can kill that scontrol: the job then leaves as requeued, while any other error stays an error."""
+    import signal
+    import subprocess
+
+    def submitit_handler(signum, frame):
+        raise subprocess.CalledProcessError(returncode, ["scontrol", "requeue", "12_0"])
+
+    saved = signal.signal(signal.SIGUSR2, submitit_handler)
+    try:
+        launchers.guard_requeue_handler()
+        with pytest.raises(SystemExit if stops else subprocess.CalledProcessError) as raised:
+            os.kill(os.getpid(), signal.SIGUSR2)
+        if stops:
+            assert raised.value.code == -1
+    finally:
+        signal.signal(signal.SIGUSR2, saved)

@@ -8,8 +8,12 @@
 * :func:`collect`: every job's result, waiting on all of them; a job that ended without one
   (``scancel``, a time limit it could not requeue from, a node failure, memory) is recorded in its
   run dir's ``failure.json`` with its SLURM state, so the multirun's failure summary names it, and
-  its trial fails instead of the whole sweep. A job that ``sacct`` does not know for
-  ``UNKNOWN_LIMIT_S`` seconds is recorded so too, so the wait is bounded.
+  it returns no value (as a job that fails does): its trial fails instead of the whole sweep. A job
+  that ``sacct`` does not know for ``UNKNOWN_LIMIT_S`` seconds is recorded so too: the wait is bounded.
+* in the job, :func:`guard_requeue_handler`: submitit's time-limit handler requeues the job with
+  ``scontrol requeue``, and SLURM's SIGTERM to the requeued job's processes can kill that very
+  ``scontrol``; submitit then raises its ``CalledProcessError`` into the training, which recorded
+  the requeued job as failed. The guard exits the job instead, as submitit does once it has requeued.
 """
 
 from __future__ import annotations
@@ -68,8 +72,8 @@ def record_failure(run_dir: Path, job_id: str, state: str, message: str) -> None
 
 def collect(jobs: list, run_dirs: list[Path], overrides: list) -> list:
     """Wait for every submitit job; their ``JobReturn``s, in order. A job that ended without a
-    result, or that sacct did not know for ``UNKNOWN_LIMIT_S``, gets a failed ``JobReturn`` and a
-    ``failure.json`` naming its SLURM state."""
+    result, or that sacct did not know for ``UNKNOWN_LIMIT_S``, returns ``None`` (as a failed job
+    does in a multirun) and gets a ``failure.json`` naming its SLURM state."""
     from hydra.core.utils import JobReturn, JobStatus
 
     unknown_since: dict[int, float] = {}
@@ -102,6 +106,29 @@ def collect(jobs: list, run_dirs: list[Path], overrides: list) -> list:
             message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             log.error("SLURM job %s (%s) ended %s without a result: %s", job.job_id, run_dirs[i], state, message)
             record_failure(run_dirs[i], str(job.job_id), state, message)
-            ret = JobReturn(overrides=list(overrides[i]), status=JobStatus.FAILED, _return_value=err)
-            returns.append(ret)
+            returns.append(JobReturn(overrides=list(overrides[i]), status=JobStatus.COMPLETED, _return_value=None))
     return returns
+
+
+def guard_requeue_handler() -> None:
+    """Wrap the job's time-limit signal handler (submitit's, installed before the job runs): an
+    ``scontrol requeue`` killed by SIGTERM means SLURM took the requeue and is stopping this copy of
+    the job; leave as submitit would after requeueing (``sys.exit(-1)``), without a failure record."""
+    import signal
+    import sys
+
+    signum = signal.SIGUSR2
+    handler = signal.getsignal(signum)
+    if not callable(handler):
+        return
+
+    def requeue(sig, frame) -> None:
+        try:
+            handler(sig, frame)
+        except subprocess.CalledProcessError as err:
+            if err.returncode != -signal.SIGTERM or "requeue" not in list(err.cmd or []):
+                raise
+            log.warning("scontrol requeue was stopped by the requeue's own SIGTERM: the job is requeued; exiting")
+            sys.exit(-1)
+
+    signal.signal(signum, requeue)

@@ -27,6 +27,7 @@ config unchanged (``storage``, ``study_name``, ``n_trials``, ``n_jobs``, ``sampl
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +68,7 @@ class OptunaSweeper(OptunaSweeperImpl):
             distributions.pop(name, None)
         directions = self._get_directions()
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)  # an SQLite file may live there
-        study = optuna.create_study(
-            study_name=self.study_name,
-            storage=self.storage,
-            sampler=self.sampler,
-            directions=directions,
-            load_if_exists=True,
-        )
+        study = self._open_study(directions)
         counts = study_counts(study)
         log.info(
             "Study %s in %s: %s; this sweep runs until it holds %d complete or pruned trials",
@@ -98,6 +93,24 @@ class OptunaSweeper(OptunaSweeperImpl):
             for trial, ret in zip(trials, returns):
                 self._tell(study, trial.number, ret, len(directions))
         self._save_results(study, directions)
+
+    def _open_study(self, directions: list[str], attempts: int = 5) -> optuna.Study:
+        """Create the study, or load it. Sweeps started together on a new database race to create
+        Optuna's tables; the loser retries."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        for attempt in range(attempts):
+            try:
+                return optuna.create_study(
+                    study_name=self.study_name, storage=self.storage, sampler=self.sampler, directions=directions,
+                    load_if_exists=True,
+                )  # fmt: skip
+            except SQLAlchemyError as err:
+                if attempt + 1 == attempts:
+                    raise
+                log.warning("opening the study failed (%s); retrying", type(err).__name__)
+                time.sleep(1.0 + attempt)
+        raise AssertionError("unreachable")
 
     def _reload(self, study: optuna.Study) -> optuna.Study:
         """The study read again from its storage. A study object caches the trials it asked for and

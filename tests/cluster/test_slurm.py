@@ -37,7 +37,7 @@ SLURM = [
     "hydra.launcher.mem_gb=null",
     "hydra.launcher.timeout_min=10",
 ]
-LONG = ["trainer.max_epochs=400"]
+LONG = ["trainer.max_epochs=500"]
 # every epoch of a LONG job made 0.1 s longer in SLURM (tests/cluster/hook): it outlasts a time
 # limit's signal whatever the machine's speed, computing the same numbers
 SLOW_EPOCHS = {"GNNGMM_EPOCH_SLEEP": "0.1"}
@@ -106,9 +106,10 @@ def wait_until_gone(job: str, timeout: float = 240) -> None:
 
 def test_a_multirun_requeued_by_scontrol_and_by_its_time_limit_equals_direct_runs(tmp_path, mirror):
     sweep, data = tmp_path / "sweep", tmp_path / "data"
-    # a 1-minute limit signalled 45 s before it: every segment of the jobs ends in a time-limit requeue
+    # a 1-minute limit, signalled 30 s before it (SLURM checks limits every 30 s: the signal comes 30 to
+    # 60 s after the start, before the kill); a LONG job needs more than a minute: a time-limit requeue
     proc = start_multirun(sweep, mirror, data, "seed=0,1", *LONG, "hydra.launcher.timeout_min=1",
-                          "hydra.launcher.signal_delay_s=45", env_extra={**hooked(), **SLOW_EPOCHS})  # fmt: skip
+                          "hydra.launcher.signal_delay_s=30", env_extra={**hooked(), **SLOW_EPOCHS})  # fmt: skip
     direct = {seed: tmp_path / f"direct{seed}" for seed in (0, 1)}
     direct_runs = [
         subprocess.Popen([sys.executable, "train.py", f"hydra.run.dir={direct[seed]}", f"paths.data_dir={data}",

@@ -50,6 +50,13 @@ if _SubmititSlurmLauncher is not None:
             jobs = executor.map_array(self, *zip(*job_params))
             return collect(jobs, run_dirs, list(job_overrides))
 
+        def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+            """In the SLURM job: the job itself, its time-limit handler guarded (see gnngmm.launchers)."""
+            from gnngmm.launchers import guard_requeue_handler
+
+            guard_requeue_handler()
+            return super().__call__(*args, **kwargs)
+
         @staticmethod
         def _log_job(idx: int, overrides: Sequence[str]) -> None:
             import logging
