@@ -80,7 +80,7 @@ def test_a_process_runs_at_most_n_trials_itself_even_when_every_trial_fails(tmp_
 
 
 def fake_trainer(history):
-    trainer = SimpleNamespace(is_global_zero=True, world_size=1, should_stop=False)
+    trainer = SimpleNamespace(is_global_zero=True, world_size=1, should_stop=False, current_epoch=9, max_epochs=20)
     return trainer, SimpleNamespace(history=history)
 
 
@@ -102,6 +102,13 @@ def test_the_pruning_callback_reports_refits_and_stops_a_trial_behind_the_median
         stored = optuna.load_study(study_name="s", storage=storage).trials[trial.number]
         assert stored.intermediate_values == {9: score}
         assert ("pruned_epoch" in stored.user_attrs) is pruned
+    # within the warm-up share of the epochs a trial reports but is not pruned
+    late = study.ask()
+    callback = OptunaPruning(storage, "s", late.number, pruner=pruner, warmup=0.9)
+    trainer, module = fake_trainer([{"epoch": 9, "gmm/modularity": 0.1}])
+    callback.setup(trainer, module, "fit")
+    callback.on_train_epoch_end(trainer, module)
+    assert not trainer.should_stop and callback._reported == 9
     # a requeued job starts again: steps already reported are not reported twice
     callback = OptunaPruning(storage, "s", ahead.number, pruner=pruner)
     trainer, module = fake_trainer([{"epoch": 9, "gmm/modularity": 0.75}])

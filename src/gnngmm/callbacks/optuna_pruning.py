@@ -4,8 +4,10 @@ when the study's pruner says it falls behind.
 At every epoch end it reports the new rows of the module's refit history (``monitor``, by default
 ``gmm/modularity``: the partition's modularity on the input graph, comparable across epochs and
 trials because the graph never changes) as the trial's intermediate values, step = epoch, to the
-study in ``storage``; then asks the pruner (``optuna.pruners.MedianPruner`` unless another is
-given). A pruned trial stops training at that epoch (``trainer.should_stop``), is marked with the
+study in ``storage``; then, from ``warmup`` of the epochs on (a fraction of ``max_epochs``: the
+first refits say more about how fast a setting learns than about where it ends), asks the pruner
+(``optuna.pruners.MedianPruner`` unless another is given). A pruned trial stops training at that
+epoch (``trainer.should_stop``), is marked with the
 trial's user attribute ``pruned_epoch`` (the sweeper, :class:`gnngmm.sweeper.OptunaSweeper`, then
 records it as pruned) and finishes like any run: final refit, outputs, ``metrics.json``. Labels are
 never read. Outside a sweep (``trial`` or ``storage`` null) it does nothing.
@@ -30,6 +32,7 @@ class OptunaPruning(Callback):
     pruner: an ``optuna.pruners.BasePruner``; None: ``MedianPruner()``.
     monitor: the key of the refit history rows to report (an unsupervised score, maximised or
         minimised as the study's direction says).
+    warmup: the share of ``max_epochs`` before which no trial is pruned (its refits are reported).
     """
 
     def __init__(
@@ -39,12 +42,14 @@ class OptunaPruning(Callback):
         trial: int | None,
         pruner=None,
         monitor: str = "gmm/modularity",
+        warmup: float = 0.0,
     ):
         self.storage = storage
         self.study_name = study_name
         self.trial_number = trial
         self.pruner = pruner
         self.monitor = monitor
+        self.warmup = float(warmup)
         self._trial = None
         self._reported = -1
 
@@ -74,7 +79,8 @@ class OptunaPruning(Callback):
             for row in rows:
                 self._trial.report(float(row[self.monitor]), step=int(row["epoch"]))
                 self._reported = int(row["epoch"])
-            if rows and self._trial.should_prune():
+            warm = trainer.current_epoch + 1 >= self.warmup * (trainer.max_epochs or 0)
+            if rows and warm and self._trial.should_prune():
                 epoch = int(rows[-1]["epoch"])
                 self._trial.set_user_attr(PRUNED_ATTR, epoch)
                 log.info(
