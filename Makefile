@@ -1,8 +1,9 @@
 # Two commands do all the set-up (see README.md):
-#   make run         install (with the sweep plugins), then train the default job (Cora, GCN, GMM k=7, CPU, offline)
-#   make test        install with the test extras, then lint and run every test (what CI runs)
-#   make test-fast   once installed: the tests not marked `slow` (subprocesses, DDP, notebook, longer fits)
-#   make lint        once installed: ruff check and ruff format --check
+#   make run          install (with the sweep plugins), then train the default job (Cora, GCN, GMM k=7, CPU, offline)
+#   make test         install with the test extras, then lint and run every test but the cluster ones (CI)
+#   make test-fast    once installed: the tests not marked `slow` (subprocesses, DDP, notebook, longer fits)
+#   make test-cluster once installed, as root: a single-node SLURM (Debian packages), then the cluster tests
+#   make lint         once installed: ruff check and ruff format --check
 # torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 # On a CUDA machine use e.g. TORCH_INDEX=https://download.pytorch.org/whl/cu124.
 PYTHON ?= python
@@ -11,7 +12,7 @@ TORCH_INDEX ?=
 PIP := $(PYTHON) -m pip
 PIP_TORCH := $(PIP) install "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: install install-test run test test-fast lint clean
+.PHONY: install install-test run test test-fast test-cluster lint clean
 
 install:
 	$(PIP_TORCH)
@@ -29,10 +30,13 @@ lint:
 	$(PYTHON) -m ruff format --check .
 
 test: install-test lint
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -m "not cluster"
 
 test-fast:
 	$(PYTHON) -m pytest -m "not slow" -q
+
+test-cluster:
+	PYTHON=$(PYTHON) bash tests/cluster/run.sh
 
 clean:
 	rm -rf logs outputs multirun .pytest_cache

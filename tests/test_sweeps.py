@@ -12,6 +12,7 @@ import torch
 import yaml
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 
 from conftest import ROOT, SMALL, run_cli
 from gnngmm.summary import summarize
@@ -128,6 +129,7 @@ def test_presets_compose():
         joblib = compose("train", overrides=["launcher=joblib"], return_hydra_config=True)
         grid = compose("train", overrides=["hparams_search=encoders"], return_hydra_config=True)
     GlobalHydra.instance().clear()
+    HydraConfig.instance().set_config(slurm)  # the trainer follows hydra.launcher.gpus_per_node (1 here)
     assert "submitit" in slurm.hydra.launcher._target_ and slurm.trainer.accelerator == "gpu"
     assert "optuna" in slurm.hydra.sweeper._target_ and slurm.auto_resume and slurm.hydra.launcher.max_num_timeout > 0
     assert "joblib" in joblib.hydra.launcher._target_

@@ -1,6 +1,5 @@
-"""A run dir's life: claimed for one run, then filled with its outputs.
+"""What a finished run writes into its run dir (claimed by :func:`gnngmm.rundir.claim_run_dir`).
 
-* :func:`claim_run_dir`: one run per run dir; the checkpoint to resume from;
 * :func:`run_metrics`: ``metrics.json``'s content, what was run, what it found, and (where
   labels exist) how it compares;
 * :func:`write_outputs`: predictions, the BIC table, the final model, the explanation tables and
@@ -13,65 +12,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import resource
 from pathlib import Path
 
 import torch
 
 from gnngmm.anomaly import baseline_scores
-from gnngmm.errors import InputError
 from gnngmm.metrics import anomaly_metrics, evaluate
 from gnngmm.quality import modularity
+from gnngmm.rundir import COMPLETION_MARKER, write_text_atomic
 
 log = logging.getLogger("gnngmm")
-
-RUN_OUTPUTS = ("metrics.json", "predictions.csv", "model.ckpt", "history.csv", "checkpoints/last.ckpt")
-PICTURES_AND_TABLES = ("predictions.parquet", "bic.csv", "bic.png", "embedding.png", "cluster_sizes.png",
-                       "report.html", "clusters.csv", "cluster_features.csv", "cluster_typical.csv",
-                       "cluster_edges.csv", "contingency.csv", "classes.csv", "anomalies.csv")
-
-
-class RunComplete(Exception):
-    """The run dir already holds a complete run (its ``metrics.json``) and ``auto_resume`` asked
-    to continue it: nothing to do."""
-
-    def __init__(self, metrics_path: Path):
-        super().__init__(f"{metrics_path.parent} already holds a complete run")
-        self.metrics_path = metrics_path
-
-
-def claim_run_dir(output_dir: Path, ckpt_path, overwrite: bool = False, auto_resume: bool = False):
-    """One run per run dir. Returns the checkpoint to resume from (``ckpt_path``, or the dir's own
-    ``last.ckpt`` for an unfinished run when ``auto_resume``); refuses a dir holding another run.
-
-    Raises:
-        RunComplete: ``auto_resume`` on a dir whose run is complete (``metrics.json`` is written last).
-        InputError: the dir holds another run.
-    """
-    present = [name for name in RUN_OUTPUTS if (output_dir / name).exists()]
-    if not present:
-        return ckpt_path
-    own = output_dir / "checkpoints" / "last.ckpt"
-    if ckpt_path is not None and Path(ckpt_path).resolve() == own.resolve():
-        return ckpt_path  # continuing this dir's run in place
-    if overwrite:
-        log.warning("overwrite=true: removing the previous run's %s from %s", ", ".join(present), output_dir)
-        for name in present:
-            (output_dir / name).unlink()
-        for extra in PICTURES_AND_TABLES:
-            (output_dir / extra).unlink(missing_ok=True)
-        return ckpt_path
-    if auto_resume and ckpt_path is None and (output_dir / "metrics.json").exists():
-        raise RunComplete(output_dir / "metrics.json")
-    if auto_resume and ckpt_path is None and own.exists():
-        log.info("auto_resume: continuing the unfinished run in %s from %s", output_dir, own)
-        return str(own)
-    raise InputError(
-        f"{output_dir} already holds a run ({', '.join(present)}); start a new one elsewhere (hydra.run.dir=...), "
-        f"replace it with overwrite=true, or continue it with ckpt_path={own}"
-    )
-
 
 def provenance(world_size: int = 1) -> dict:
     """Versions, commit, device and parallelism of this run, for metrics.json."""
@@ -150,9 +101,7 @@ def write_outputs(output_dir: Path, metrics: dict, model, labels, *, loggers=(),
     if pictures:
         reporting.save_pictures(output_dir, model.result_, labels.y, projection)
     reporting.log_to_loggers(loggers, metrics, output_dir, tables)
-    tmp = output_dir / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp, output_dir / "metrics.json")
+    write_text_atomic(output_dir / COMPLETION_MARKER, json.dumps(metrics, indent=2) + "\n")
     line = "  ".join(f"{m.upper()} {metrics[m]:.4f}" for m in ("nmi", "ari", "acc", "auroc") if m in metrics)
     print(
         f"[gnngmm] {metrics['dataset']} {metrics['encoder']} k={metrics['k']} seed={metrics['seed']}: "

@@ -34,8 +34,9 @@ from gnngmm.errors import InputError
 from gnngmm.estimator import GNNGMM
 from gnngmm.loggers import build_loggers, finish_loggers, resolved_config
 from gnngmm.metrics import evaluate
-from gnngmm.outputs import RunComplete, claim_run_dir, run_metrics, write_outputs
+from gnngmm.outputs import run_metrics, write_outputs
 from gnngmm.pipeline import instantiate_component
+from gnngmm.rundir import RunComplete, claim_run_dir
 
 log = logging.getLogger("gnngmm")
 
@@ -109,12 +110,7 @@ def train(cfg: DictConfig) -> dict:
         torch.set_num_threads(int(cfg.num_threads))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        ckpt_path = claim_run_dir(output_dir, cfg.get("ckpt_path"), bool(cfg.get("overwrite")),
-                                  bool(cfg.get("auto_resume")))
-    except RunComplete as done:
-        log.info("auto_resume: %s; nothing to do", done)
-        return json.loads(done.metrics_path.read_text())
+    ckpt_path = claim_run_dir(output_dir, cfg.get("ckpt_path"), bool(cfg.get("overwrite")), bool(cfg.get("auto_resume")))
     loggers = build_loggers(cfg, output_dir)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if cfg.trainer.get("enable_progress_bar") is False:  # `trainer.enable_progress_bar=false` wins
@@ -174,10 +170,14 @@ def main() -> float | None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     """Hydra entry point. Bad input exits with one clear line (status 2). In a multirun a failing
-    job is recorded in its run dir (``failure.json``) and the sweep goes on. Returns the value
+    job is recorded in its run dir (``failure.json``) and the sweep goes on. With ``auto_resume`` a
+    complete run dir is left as it is (a requeued job whose run had finished). Returns the value
     named by ``optimized_metric`` (an unsupervised one) for sweepers."""
     try:
         metrics = train(cfg)
+    except RunComplete as done:  # a requeued job whose run had finished: nothing changes
+        log.info("auto_resume: %s; nothing to do", done)
+        metrics = done.metrics
     except SIGTERMException:  # Lightning stops at the next step; last.ckpt holds the last whole epoch
         resume = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
         print(f"gnngmm: interrupted by SIGTERM; resume with the same command plus ckpt_path={resume}", file=sys.stderr)

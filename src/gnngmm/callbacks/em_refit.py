@@ -4,7 +4,8 @@ While the GMM term is off the head is refit every ``every_n_epochs`` epochs and 
 once the term is on, after every epoch. With ``reseed_at_loss_start`` the refit just before the
 term starts is fresh (the basin chosen by k-means inertia). Each refit passes through the run's
 safeguards (:mod:`gnngmm.safeguards`), then its label-free numbers (and, through ``evaluate``,
-any reported ones) are logged and recorded in the head's history.
+any reported ones) are logged and recorded in the head's history; after the last epoch's refit
+the safeguards make their final decision.
 """
 
 from __future__ import annotations
@@ -72,10 +73,11 @@ class EMRefit(Callback):
         pl_module.head.record(row)
         for guard in self.safeguards:
             guard.observe(trainer, pl_module, result, row)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        for guard in self.safeguards:
-            guard.at_end(trainer, pl_module)
+        if epoch + 1 >= (trainer.max_epochs or 0):
+            # at the last epoch's end, not on_train_end: the decision is in that epoch's last.ckpt,
+            # so a run stopped in its final stage resumes (with no epoch left) from the same state
+            for guard in self.safeguards:
+                guard.at_end(trainer, pl_module)
 
     def state_dict(self) -> dict:
         return {f"{i}:{type(guard).__name__}": guard.state_dict() for i, guard in enumerate(self.safeguards)}

@@ -7,7 +7,7 @@ safeguards (``conf/safeguard``), in three hooks:
 * :meth:`Safeguard.review` right after the refit: may replace it (after restoring an earlier
   encoder) and may add label-free numbers to ``result.metrics`` (logged with the refit);
 * :meth:`Safeguard.observe` once the refit's row is recorded (every logged number in it);
-* :meth:`Safeguard.at_end` when training ends.
+* :meth:`Safeguard.at_end` after the last epoch's refit (before that epoch's checkpoint).
 
 Safeguards keep their own state (``state_dict``), saved in every checkpoint with the callback's.
 """
