@@ -70,6 +70,14 @@ def make_cfg(tmp_path, mirror):
     GlobalHydra.instance().clear()
 
 
+def without_pyg_extensions(monkeypatch) -> None:
+    """Make PyG believe pyg-lib and torch-sparse are missing: the plain-PyTorch paths run."""
+    import torch_geometric.typing as pyg_typing
+
+    monkeypatch.setattr(pyg_typing, "WITH_PYG_LIB", False)
+    monkeypatch.setattr(pyg_typing, "WITH_TORCH_SPARSE", False)
+
+
 def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: int = 600, env: dict | None = None):
     """Run ``python train.py`` (or another script) as a user would, in a subprocess; ``env``
     replaces this process's environment."""

@@ -107,3 +107,22 @@ def test_untrained_encoder_does_not_map_every_node_to_one_direction(graphs, arch
         z = torch.nn.functional.normalize(encoder(x, data.edge_index), dim=1)
     random_pairs = (z * z.roll(1, 0)).sum(1).mean()
     assert random_pairs < 0.8, f"{arch}: mean cosine of random node pairs {random_pairs:.3f}"
+
+
+@pytest.mark.parametrize("arch, kwargs", [("gcn", {}), ("sage", {}), ("gat", {"heads": 4}), ("gat", {"heads": 2, "add_self_loops": False})])
+def test_lean_layerwise_inference_equals_forward(monkeypatch, arch, kwargs):
+    """The paths big graphs take (GCN on the int32 CSR, GAT in edge-budgeted chunks) forced on a
+    small one."""
+    import gnngmm.encoders.gnn as gnn
+    import gnngmm.encoders.inference as inference
+    from gnngmm.encoders import GNNEncoder
+    from raw_fixtures import graph
+
+    monkeypatch.setattr(gnn, "LAYERWISE_MIN_EDGES", 0)
+    monkeypatch.setattr(inference, "EDGE_CHUNK_BYTES", 4 * 64 * 40)  # ~40 edges per GAT chunk
+    data = graph(300, 5, seed=2)
+    torch.manual_seed(0)
+    encoder = GNNEncoder(data.num_features, arch=arch, hidden_channels=64, out_channels=16, num_layers=2, **kwargs).eval()
+    expected = encoder(data.x, data.edge_index)
+    got = encoder.full_graph_embedding(data.x, data.edge_index, chunk_size=64)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)

@@ -156,3 +156,43 @@ def test_ns4gc_sparsity_on_a_sampled_batch_pushes_the_sampled_neighbours_too():
     pushed = (gradient(1.0) - gradient(0.0))[n_seeds:].norm(dim=1)  # the sparsity term's own gradient
     # 16 columns drawn from all 64 nodes: about 12 of the 48 sampled neighbours each step
     assert int((pushed > 0).sum()) >= 4
+
+
+def test_a_view_of_sampled_neighbourhoods_drops_edges_as_the_whole_graph_would():
+    """drop_edge=0.8 on a sampled batch: a hub's 10 sampled edges are what a fanout of 10 would
+    still find after dropping 80% of its 100 edges (kept); a node whose 2 edges were both
+    sampled keeps each with probability 0.2, as in the whole graph; a node of degree 25 keeps 5
+    of its 10 sampled edges in expectation."""
+    from torch_geometric.data import Data
+
+    from gnngmm.data.sampling import NeighborSampler
+    from gnngmm.objectives.base import edge_mask, sampled_drop_rate
+
+    leaves = torch.arange(1, 101)
+    middle = torch.arange(101, 126)
+    edges = [(int(u), 0) for u in leaves] + [(int(u), 126) for u in middle] + [(1, 127), (2, 127)]
+    src, dst = torch.tensor(edges).t()
+    data = Data(x=torch.eye(128), edge_index=torch.stack([src, dst]), num_nodes=128)
+    batch = NeighborSampler(data, [10])(torch.tensor([0, 126, 127]))
+    assert batch.full_degree[:3].tolist() == [100, 25, 2]
+    rate = sampled_drop_rate(batch, 0.8)
+    target = batch.edge_index[1]
+    assert torch.allclose(rate[target == 0], torch.tensor(0.0))
+    assert torch.allclose(rate[target == 1], torch.tensor(0.5))
+    assert torch.allclose(rate[target == 2], torch.tensor(0.8))
+    torch.manual_seed(0)
+    kept = torch.stack([edge_mask(batch, 0.8) for _ in range(2000)]).float().mean(0)
+    assert bool(kept[target == 0].eq(1).all())
+    assert abs(float(kept[target == 1].mean()) - 0.5) < 0.03
+    assert abs(float(kept[target == 2].mean()) - 0.2) < 0.03
+    whole = Data(x=data.x, edge_index=data.edge_index, num_nodes=128)  # full batch: the plain rate
+    torch.manual_seed(0)
+    assert abs(float(torch.stack([edge_mask(whole, 0.8) for _ in range(200)]).float().mean()) - 0.2) < 0.01
+
+
+def test_ns4gc_negatives_scale_with_the_graph():
+    from gnngmm.objectives.ns4gc import negatives
+
+    assert negatives(7_650, None) is None  # Photo and smaller: all pairs
+    assert negatives(18_333, None) == 4096  # Coauthor CS and bigger: a sampled block (all pairs: ~30 s per epoch)
+    assert negatives(1000, 256) == 256 and negatives(100, 256) is None  # explicit values win

@@ -7,11 +7,12 @@ import json
 import os
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
 from conftest import ROOT, SMALL, run_cli
-from raw_fixtures import graph
+from raw_fixtures import graph, write_planetoid
 from gnngmm.errors import InputError
 from gnngmm.mixture.criteria import knee
 from gnngmm.train import train
@@ -338,3 +339,25 @@ def test_sigterm_mid_training_then_resume_equals_an_uninterrupted_run(tmp_path, 
     for name in ("predictions.csv", "history.csv"):
         assert (cut / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
     assert sorted(p.name for p in last.parent.iterdir()) == ["last.ckpt"]
+
+
+def test_isolated_nodes_get_clustered(make_cfg, tmp_path):
+    data = graph(560, 7, seed=1)
+    isolated = torch.arange(500, 520)
+    keep = ~(torch.isin(data.edge_index[0], isolated) | torch.isin(data.edge_index[1], isolated))
+    data.edge_index = data.edge_index[:, keep]
+    iso_mirror = tmp_path / "iso"
+    write_planetoid(iso_mirror / "planetoid", "Cora", data)
+    metrics = train(make_cfg(f"paths.mirror_dir={iso_mirror}", f"paths.data_dir={tmp_path / 'iso-data'}"))
+    assert sum(metrics["cluster_sizes"]) == 560
+    assert metrics["nmi"] > 0.5
+    assert torch.isfinite(torch.tensor(metrics["gmm_log_likelihood"]))
+
+
+def test_ogbn_products_experiment_takes_the_scalable_path(make_cfg):
+    pytest.importorskip("ogb")
+    cfg = make_cfg("experiment=ogbn_products", "trainer.max_epochs=2", "loss.finetune_epochs=1", "data.batch_size=128",
+                   "encoder.hidden_channels=32", "encoder.out_channels=16")
+    assert cfg.data.loader == "nodes" and cfg.data.precompute == "sign" and cfg.encoder.arch == "mlp"
+    metrics = train(cfg)
+    assert metrics["dataset"] == "ogbn_products" and metrics["num_nodes"] == 400 and metrics["nmi"] > 0.3

@@ -1,10 +1,16 @@
-"""scripts/benchmark.py's result files: re-running one task must not erase the other's tables."""
+"""The scripts under scripts/: the benchmark's result files and method arguments, the safeguard
+check's planted runs, the scale benchmark at CI size and its table of growth slopes."""
+
+from __future__ import annotations
 
 import csv
 import importlib.util
-from pathlib import Path
+import json
+import sys
 
-ROOT = Path(__file__).resolve().parents[1]
+import pytest
+
+from conftest import ROOT, run_cli
 
 
 def load_benchmark():
@@ -97,3 +103,49 @@ def test_stage1_ablation_stops_where_each_experiments_gmm_phase_starts():
     bench = load_benchmark()
     assert bench.METHODS["gnngmm-stage1"]("citeseer")[-1] == "trainer.max_epochs=50"  # 70 - 20
     assert bench.METHODS["gnngmm-stage1"]("cora")[-1] == "trainer.max_epochs=200"  # 220 - 20
+
+
+@pytest.mark.slow  # a subprocess / several processes
+def test_bench_scale_small(tmp_path):
+    """The benchmark at CI size: the JSON line carries what the issue asks for, and training lifts
+    the clusters far above k-means on the raw features.
+
+    At 3,000 nodes k-means on the pre-propagated features still leads (NMI 0.24 against 0.20-0.23
+    for 3-40 epochs): the trained pipeline overtakes it only with the mission's sizes (Reddit
+    preset 0.864 against 0.824, docs/scaling.md), which CI cannot run. So this asserts what holds
+    at this size, not the full-size claim."""
+    result = run_cli(
+        ["scripts/bench_scale.py", "--nodes", "3000", "--edges", "60000", "--features", "32", "--blocks", "5",
+         "--epochs", "3", "--batch-size", "512", "--threads", "1", "--output", str(tmp_path / "bench")],
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("nodes", "edges_directed", "nmi", "ari", "raw_kmeans_nmi", "propagated_kmeans_nmi", "epoch_seconds",
+                "em_seconds", "total_seconds", "peak_rss_mb", "peak_gpu_mb", "propagate_seconds", "final_seconds"):
+        assert key in line, key
+    assert line["nodes"] == 3000 and line["edges_directed"] == 60000 and line["peak_gpu_mb"] is None
+    assert line["raw_kmeans_nmi"] < 0.05 and line["nmi"] > 0.15, line  # raw k-means 0.005, the pipeline 0.20
+    assert line["raw_kmeans_nmi"] < line["propagated_kmeans_nmi"] and line["nmi"] > 0.75 * line["propagated_kmeans_nmi"], line
+
+
+def test_scaling_table_fits_growth_slopes(tmp_path, capsys):
+    """scripts/scaling_table.py: the slope of a stage that doubles with the edges is 1, of one that
+    quadruples 2; the table lists the runs by size."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import scaling_table
+
+    logs = []
+    for i, edges in enumerate((1000, 2000, 4000)):
+        run = {"preset": "reddit", "scale": edges / 4000, "nodes": edges // 10, "edges_directed": edges, "epochs": 1,
+               "nmi": 0.5, "raw_kmeans_nmi": 0.1, "propagated_kmeans_nmi": 0.4, "generate_seconds": 1.0,
+               "propagate_seconds": edges / 100, "epoch_seconds": (edges / 1000) ** 2, "em_seconds": 2.0,
+               "final_seconds": 1.0, "total_seconds": 9.0, "peak_rss_mb": 100.0 + i}
+        path = tmp_path / f"r{i}.log"
+        path.write_text("progress line\n" + json.dumps(run) + "\n")
+        logs.append(str(path))
+    scaling_table.main(logs)
+    out = capsys.readouterr().out
+    assert "| reddit | 0.25 | 100 | 1,000 |" in out
+    slopes = next(line for line in out.splitlines() if line.startswith("| reddit | 3 |")).split(" | ")
+    assert slopes[3] == "1.00" and slopes[4] == "2.00" and slopes[5] == "0.00", slopes  # propagate, epoch, em
