@@ -27,6 +27,9 @@ SMALL = [
     "gmm.n_init=1",
     "save_pictures=false",
 ]
+# SMALL as estimator arguments, for the tests that call GNNGMM directly
+SMALL_ARGS = dict(trainer={"max_epochs": 2}, encoder={"hidden_channels": 32, "out_channels": 32},
+                  head={"transform": {"pca_dim": 8}}, gmm={"n_init": 1}, random_state=0)
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

@@ -109,3 +109,17 @@ def test_a_state_saved_before_the_division_loads_as_it_was_fitted():
     loaded = EmbeddingTransform().load_state_dict(state)
     torch.testing.assert_close(loaded(h.double()), EmbeddingTransform(rescale=False).fit(h)(h.double()), rtol=0, atol=0)
     assert loaded.variance_factor == 1.0
+
+
+def test_small_eigh_runs_on_one_thread_without_touching_the_callers_setting(monkeypatch):
+    import threading
+
+    from gnngmm.embedding import symmetric_eigh
+
+    callers = []
+    original = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (callers.append(threading.current_thread()), original(n)))
+    a = torch.randn(50, 6, dtype=torch.float64)
+    values, vectors = symmetric_eigh(a.T @ a)
+    torch.testing.assert_close(vectors @ torch.diag(values) @ vectors.T, a.T @ a)
+    assert callers and threading.main_thread() not in callers, "set_num_threads only in the worker thread"

@@ -1,5 +1,6 @@
-"""The estimator: scikit-learn / PyGOD conventions, one source of defaults, the same fit as the CLI,
-labels never read, save/load round trips, and no global state left behind."""
+"""The estimator (gnngmm.estimator, gnngmm.base): scikit-learn / PyGOD conventions, one source of
+defaults, the same fit as the CLI, labels never read, save/load round trips, and no global state
+left behind."""
 
 from __future__ import annotations
 
@@ -15,16 +16,13 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
 from conftest import ROOT
+from conftest import SMALL_ARGS as SMALL
 from gnngmm import GNNGMM
 from gnngmm.data import load_dataset
 from gnngmm.errors import InputError
 from gnngmm.metrics import clustering_metrics
 from gnngmm.train import train
 from raw_fixtures import graph, write_planetoid
-
-# the CLI tests' SMALL overrides, as estimator arguments
-SMALL = dict(trainer={"max_epochs": 2}, encoder={"hidden_channels": 32, "out_channels": 32},
-             head={"transform": {"pca_dim": 8}}, gmm={"n_init": 1}, random_state=0)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -243,21 +241,3 @@ def test_a_k_above_a_tenth_of_the_nodes_warns_with_the_memory_it_needs(cora):
 
     with pytest.warns(GNNGMMWarning, match=r"gmm.k=60 is above 10% of the 560 nodes: .* MB"):
         GNNGMM(60, **{**SMALL, "trainer": {"max_epochs": 1}}, anomaly_score="nll").fit(cora)
-
-
-def test_head_variants_script_derives_partitions_from_a_fitted_model(fitted, cora):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("head_variants", ROOT / "scripts" / "head_variants.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    from gnngmm.encoders.propagation import normalized_adjacency
-
-    out = script.variants(fitted, cora, normalized_adjacency(cora.edge_index, cora.num_nodes))
-    assert {"final (as trained)", "warm diag", "fresh isotropic", "embedding smoothed, t=2"} <= set(out)
-    assert all(tuple(pred.shape) == (cora.num_nodes,) for pred in out.values())
-    assert torch.equal(out["final (as trained)"], fitted.predict(cora))
-    agree = {k: float((v == out["final (as trained)"]).float().mean()) for k, v in out.items()}
-    # warm refits keep the components' order, so their partitions line up with the trained one
-    assert min(agree["warm diag"], agree["warm spherical"], agree["warm full"]) > 0.9
-    assert agree["responsibilities smoothed, t=4"] < 1.0  # four smoothing steps move some nodes

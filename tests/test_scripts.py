@@ -1,5 +1,6 @@
 """The scripts under scripts/: the benchmark's result files and method arguments, the safeguard
-check's planted runs, the scale benchmark at CI size and its table of growth slopes."""
+check's planted runs, the head variants of a fitted model, the scale benchmark at CI size and its
+table of growth slopes."""
 
 from __future__ import annotations
 
@@ -9,8 +10,22 @@ import json
 import sys
 
 import pytest
+import torch
 
 from conftest import ROOT, run_cli
+from conftest import SMALL_ARGS as SMALL
+from gnngmm import GNNGMM
+from gnngmm.data import load_dataset
+
+
+@pytest.fixture(scope="module")
+def cora(tmp_path_factory, mirror):
+    return load_dataset("cora", tmp_path_factory.mktemp("data"), mirror)
+
+
+@pytest.fixture(scope="module")
+def fitted(cora):
+    return GNNGMM(7, **SMALL).fit(cora)
 
 
 def load_benchmark():
@@ -103,6 +118,24 @@ def test_stage1_ablation_stops_where_each_experiments_gmm_phase_starts():
     bench = load_benchmark()
     assert bench.METHODS["gnngmm-stage1"]("citeseer")[-1] == "trainer.max_epochs=50"  # 70 - 20
     assert bench.METHODS["gnngmm-stage1"]("cora")[-1] == "trainer.max_epochs=200"  # 220 - 20
+
+
+def test_head_variants_script_derives_partitions_from_a_fitted_model(fitted, cora):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("head_variants", ROOT / "scripts" / "head_variants.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    from gnngmm.encoders.propagation import normalized_adjacency
+
+    out = script.variants(fitted, cora, normalized_adjacency(cora.edge_index, cora.num_nodes))
+    assert {"final (as trained)", "warm diag", "fresh isotropic", "embedding smoothed, t=2"} <= set(out)
+    assert all(tuple(pred.shape) == (cora.num_nodes,) for pred in out.values())
+    assert torch.equal(out["final (as trained)"], fitted.predict(cora))
+    agree = {k: float((v == out["final (as trained)"]).float().mean()) for k, v in out.items()}
+    # warm refits keep the components' order, so their partitions line up with the trained one
+    assert min(agree["warm diag"], agree["warm spherical"], agree["warm full"]) > 0.9
+    assert agree["responsibilities smoothed, t=4"] < 1.0  # four smoothing steps move some nodes
 
 
 @pytest.mark.slow  # a subprocess / several processes

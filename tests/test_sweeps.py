@@ -1,4 +1,5 @@
-"""Sweeps and dashboards: multirun + summariser, Optuna preset, failing jobs, W&B pictures, notebook."""
+"""Sweeps: Hydra multiruns of train.py, a sweep's summary (gnngmm.summary), a failing job
+(gnngmm.hydra_callbacks), and the hparams_search / launcher presets."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ import os
 import statistics
 
 import pytest
-import torch
 import yaml
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
 from conftest import ROOT, SMALL, run_cli
 from gnngmm.summary import summarize
-from gnngmm.train import train
+
 
 LABEL_METRICS = {"nmi", "ari", "acc"}
 
@@ -30,6 +30,21 @@ def multirun(tmp_path, mirror, *args, returncode=0):
     assert result.returncode == returncode, result.stderr[-3000:]
     multirun.stderr = result.stderr
     return sweep
+
+
+@pytest.mark.slow  # a subprocess / several processes
+def test_multirun_two_jobs(tmp_path, mirror):
+    sweep = tmp_path / "sweep"
+    args = [
+        "train.py", "-m", "seed=0,1", f"hydra.sweep.dir={sweep}", f"paths.data_dir={tmp_path}/data",
+        f"paths.mirror_dir={mirror}", *SMALL,
+    ]
+    result = run_cli(args, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(sweep.glob("*/metrics.json"))
+    assert len(runs) == 2
+    seeds = sorted(json.loads(p.read_text())["seed"] for p in runs)
+    assert seeds == [0, 1]
 
 
 @pytest.mark.slow  # a subprocess / several processes
@@ -132,67 +147,3 @@ def test_presets_compose():
     assert "optuna" in slurm.hydra.sweeper._target_ and slurm.auto_resume and slurm.hydra.launcher.max_num_timeout > 0
     assert "joblib" in joblib.hydra.launcher._target_
     assert grid.hydra.sweeper.params.encoder == "gcn,sage,gat" and grid.wandb_group == "sweep-encoders-cora"
-
-
-def test_offline_wandb_run_holds_pictures_and_tables(make_cfg, tmp_path, monkeypatch):
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    train(make_cfg("logger=wandb", "save_pictures=true", "gmm.k=auto", "gmm.k_range=[5,8]"))
-    run = next((tmp_path / "out" / "wandb").glob("offline-run-*"))
-    media = [p.name for p in run.rglob("*.png")]
-    assert any(name.startswith("embedding") for name in media), media
-    assert any(name.startswith("cluster_sizes") for name in media), media
-    assert any(name.startswith("bic") for name in media), media
-    assert list(run.rglob("*.table.json")), "prediction sample and BIC tables"
-    for name in ("embedding.png", "cluster_sizes.png", "bic.png"):
-        assert (tmp_path / "out" / name).exists()
-
-
-@pytest.mark.slow  # a subprocess / several processes
-def test_quickstart_notebook_executes(tmp_path, mirror):
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
-    committed = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-    assert any("image/png" in o.get("data", {}) for o in committed), "committed with its outputs (plots show on GitHub)"
-    assert "GNNGMM(" in "".join(cell.source for cell in nb.cells) and "HydraConfig" not in str(nb), "the estimator, no Hydra"
-    os.environ["GNNGMM_NOTEBOOK_EPOCHS"] = "2"
-    os.environ["GNNGMM_MIRROR_DIR"] = str(mirror)
-    try:
-        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        os.environ.pop("GNNGMM_NOTEBOOK_EPOCHS")
-        os.environ.pop("GNNGMM_MIRROR_DIR")
-    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    assert any("image/png" in o.get("data", {}) for o in outputs)
-
-
-def test_modularity_of_two_separate_cliques_is_one_half_in_any_chunking():
-    """Two equal components, each its own cluster: Q = 2 * (1/2 - (1/2)^2) = 0.5; one cluster: 0."""
-    from gnngmm.quality import modularity
-
-    clique = torch.tensor([(i, j) for i in range(4) for j in range(4) if i != j]).T
-    edges = torch.cat([clique, clique + 4], dim=1)
-    labels = torch.tensor([0] * 4 + [1] * 4)
-    assert modularity(edges, labels) == pytest.approx(0.5)
-    assert modularity(edges, labels, chunk=5) == pytest.approx(0.5)
-    assert modularity(edges, torch.zeros(8, dtype=torch.long)) == pytest.approx(0.0)
-
-
-def test_silhouette_is_scikit_learns_cosine_silhouette_on_a_fixed_sample():
-    from sklearn.metrics import silhouette_score
-
-    from gnngmm.quality import silhouette
-
-    g = torch.Generator().manual_seed(0)
-    z = torch.randn(300, 6, generator=g, dtype=torch.float64)
-    labels = torch.randint(0, 4, (300,), generator=g)
-    labels[7] = 9  # a singleton scores 0
-    assert silhouette(z, labels, sample=1000) == pytest.approx(silhouette_score(z.numpy(), labels.numpy(), metric="cosine"))
-    assert silhouette(z, labels, sample=100) == silhouette(z, labels, sample=100)  # the same nodes each call
-    idx = torch.randperm(300, generator=torch.Generator().manual_seed(0))[:100]
-    assert silhouette(z, labels, sample=100) == pytest.approx(
-        silhouette_score(z[idx].numpy(), labels[idx].numpy(), metric="cosine"))
-    assert silhouette(z, torch.zeros(300, dtype=torch.long)) == 0.0
