@@ -73,6 +73,22 @@ def make_cfg(tmp_path, mirror):
     GlobalHydra.instance().clear()
 
 
+def assert_same(a, b, where: str = "state") -> None:
+    """Tensors equal exactly (values and dtype), containers by value, key by key."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
 def without_pyg_extensions(monkeypatch) -> None:
     """Make PyG believe pyg-lib and torch-sparse are missing: the plain-PyTorch paths run."""
     import torch_geometric.typing as pyg_typing

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 
 import torch
+from conftest import assert_same
 
 from gnngmm.embedding import EmbeddingTransform
 from gnngmm.head import GMMHead
@@ -25,22 +26,6 @@ def blobs(n: int = 400, k: int = 4, dim: int = 16, seed: int = 0) -> tuple[torch
 
 def make_head(**kwargs) -> GMMHead:
     return GMMHead(GaussianMixture(4, covariance_type="diag", random_state=0), EmbeddingTransform(pca_dim=6), **kwargs)
-
-
-def assert_same(a, b, where: str = "state") -> None:
-    """Tensors equal exactly (values and dtype), containers by value, key by key."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), where
-        for key in a:
-            assert_same(a[key], b[key], f"{where}[{key!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert type(a) is type(b) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
 
 
 def test_row_summaries_equal_the_whole_table_formulas_in_any_blocking():
