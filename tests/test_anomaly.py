@@ -12,7 +12,7 @@ from gnngmm.errors import InputError
 from gnngmm.train import train
 
 
-@pytest.mark.parametrize("score", ["nll", "nll+neighbor"])
+@pytest.mark.parametrize("score", ["nll", pytest.param("nll+neighbor", marks=pytest.mark.slow)])
 def test_bond_run_reports_anomaly_metrics_and_baselines(make_cfg, tmp_path, score):
     metrics = train(make_cfg("data=inj_cora", f"anomaly_score={score}"))
     for key in ("auroc", "average_precision", "recall_at_k", "degree_auroc", "feature_norm_auroc"):
@@ -38,7 +38,7 @@ def test_triangle_counts_known_answer():
     assert counts.tolist() == [3.0, 3.0, 3.0, 3.0, 0.0]
 
 
-@pytest.mark.parametrize("score", ["combined", "combined_max"])
+@pytest.mark.parametrize("score", ["combined", pytest.param("combined_max", marks=pytest.mark.slow)])
 def test_combined_score_finds_injected_cliques_and_contexts(make_cfg, score):
     metrics = train(make_cfg("data.inject.structural_cliques=3", "data.inject.clique_size=10",
                              "data.inject.contextual=30", f"anomaly_score={score}"))

@@ -38,6 +38,7 @@ def test_chunked_fit_and_transform_equal_the_whole_matrix(pca_dim, standardize, 
     torch.testing.assert_close(z, t(h.double()), rtol=0, atol=0)  # the same map as the differentiable call
 
 
+@pytest.mark.slow  # a randomised SVD and an exact eigendecomposition of a wide matrix
 def test_wide_inputs_take_a_randomised_svd_that_finds_the_leading_subspace():
     from gnngmm.embedding import RANDOMIZED_MIN_DIM
 

@@ -161,6 +161,7 @@ def test_labels_are_never_read(cora, fitted):
     assert torch.equal(GNNGMM(7, **SMALL).fit(unlabelled).labels_, fitted.labels_)
 
 
+@pytest.mark.slow  # two training runs
 def test_command_line_outputs_do_not_depend_on_labels(make_cfg, tmp_path):
     """predictions.csv and the label-free metrics are byte-identical when the labels are permuted."""
     data = graph(560, 7, seed=0)

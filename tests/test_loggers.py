@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from gnngmm.train import train
 
 
+@pytest.mark.slow  # wandb starts its service process
 def test_wandb_without_key_logs_offline(make_cfg, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
@@ -21,6 +24,7 @@ def test_wandb_without_key_logs_offline(make_cfg, tmp_path, monkeypatch):
     assert metrics["nmi"] > 0.3
 
 
+@pytest.mark.slow  # wandb starts its service process
 def test_wandb_resumed_run_keeps_its_id_and_user_tags(make_cfg, tmp_path, monkeypatch):
     from gnngmm.loggers import build_loggers, finish_loggers
 
@@ -39,6 +43,7 @@ def test_wandb_resumed_run_keeps_its_id_and_user_tags(make_cfg, tmp_path, monkey
     assert ids[0] == ids[1] == (run_dir / "wandb_run_id").read_text().strip()
 
 
+@pytest.mark.slow  # wandb starts its service process
 def test_offline_wandb_run_holds_pictures_and_tables(make_cfg, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))

@@ -49,6 +49,7 @@ def test_full_batch_guard_error_names_the_override(make_cfg):
     assert "data.full_batch_guard=off" in str(err.value)
 
 
+@pytest.mark.slow  # two training runs
 def test_full_batch_guard_passes_what_fits_and_can_be_turned_off(make_cfg, caplog, monkeypatch):
     import logging
 

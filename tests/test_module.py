@@ -55,6 +55,7 @@ def test_the_modules_head_state_is_exactly_the_heads_state_dict(make_cfg, tmp_pa
         assert not hasattr(module, name), f"the module holds head state of its own: {name}"
 
 
+@pytest.mark.slow  # three training runs
 def test_resume_from_last_checkpoint_matches_uninterrupted_run(make_cfg, tmp_path):
     keys = ("nmi", "ari", "acc", "gmm_log_likelihood", "bic", "epochs", "cluster_sizes")
     full = train(make_cfg("trainer.max_epochs=4", f"paths.output_dir={tmp_path / 'full'}"))

@@ -48,6 +48,7 @@ def test_loss_decreases(planted, objective_cls, kwargs):
     assert last < first, (first, last)
 
 
+@pytest.mark.slow  # 60 epochs of NS4GC on 600 nodes
 def test_ns4gc_embedding_recovers_planted_clusters(planted):
     encoder, _ = train_encoder(planted, NS4GC, 60)
     h = encoder.full_graph_embedding(planted.x, planted.edge_index)

@@ -34,6 +34,7 @@ def test_default_run_writes_metrics_json(make_cfg, tmp_path):
     assert list((tmp_path / "out" / "csv").rglob("metrics.csv"))
 
 
+@pytest.mark.slow  # three training runs
 def test_a_run_dir_holds_one_run(make_cfg, tmp_path, monkeypatch):
     import lightning
 
@@ -50,6 +51,7 @@ def test_a_run_dir_holds_one_run(make_cfg, tmp_path, monkeypatch):
     assert sorted(p.name for p in last.parent.iterdir()) == ["last.ckpt"]
 
 
+@pytest.mark.slow  # three training runs
 def test_auto_resume_continues_an_unfinished_run(make_cfg, tmp_path):
     full = train(make_cfg("trainer.max_epochs=4", f"paths.output_dir={tmp_path / 'full'}"))
     train(make_cfg("trainer.max_epochs=2"))

@@ -37,6 +37,7 @@ def test_a_run_whose_partition_falls_continues_from_its_best_refit(make_cfg, mon
         torch.testing.assert_close(value, best[name])
 
 
+@pytest.mark.slow  # two training runs
 def test_a_run_that_only_wobbles_is_left_alone(make_cfg, monkeypatch):
     from gnngmm.train import train
 
@@ -48,6 +49,7 @@ def test_a_run_that_only_wobbles_is_left_alone(make_cfg, monkeypatch):
     assert guarded["nmi"] == plain["nmi"] and guarded["gmm_log_likelihood"] == plain["gmm_log_likelihood"]
 
 
+@pytest.mark.slow  # two training runs
 def test_partitions_that_do_not_follow_the_graph_are_left_alone(make_cfg, monkeypatch):
     """All refits under 0.1 (a bipartite graph's): a relative fall of 106% between numbers near zero is
     no decline to go back from (BOND Reddit's seed 0, docs/experiments.md 21)."""
@@ -108,6 +110,7 @@ def test_blurring_clusters_start_the_gmm_phase_from_the_best_pretraining_encoder
     assert any((restored[n] != seen[2][0][n]).any() for n in restored)  # not the encoder it replaced
 
 
+@pytest.mark.slow  # six epochs with refits
 def test_after_going_back_the_modularity_safeguard_ignores_the_discarded_refits(make_cfg, monkeypatch):
     """Epoch 2's refit (discarded: the phase starts from epoch 1's encoder) had the best modularity;
     the run must not end by going back to it."""
@@ -119,6 +122,7 @@ def test_after_going_back_the_modularity_safeguard_ignores_the_discarded_refits(
     assert metrics["restored_epoch"] == 1
 
 
+@pytest.mark.slow  # two training runs
 def test_a_silhouette_that_only_dips_is_left_alone(make_cfg, monkeypatch):
     from gnngmm.train import train
 

@@ -104,6 +104,7 @@ def test_an_unknown_steer_fails_with_one_line():
         GNNGMM(3, steer="bogus").settings()
 
 
+@pytest.mark.slow  # two training runs per strategy
 @pytest.mark.parametrize("steer", ["false_negatives", "contrast", "self_training", "dilation"])
 def test_every_steer_trains_and_changes_the_run(make_cfg, steer):
     from gnngmm.train import train
@@ -115,6 +116,7 @@ def test_every_steer_trains_and_changes_the_run(make_cfg, steer):
     assert steered["gmm_log_likelihood"] != plain["gmm_log_likelihood"]
 
 
+@pytest.mark.slow  # two training runs
 def test_steering_can_start_before_the_gmm_term(make_cfg):
     """steer.start_epoch: the head steers from that epoch on, with the NLL term still off."""
     from gnngmm.train import train
@@ -146,6 +148,7 @@ def test_edge_drop_scale_follows_the_chance_that_an_edge_joins_two_components():
     torch.testing.assert_close(edge_drop_scale(resp, edge_index, 0.5).mean(), torch.tensor(1.0))
 
 
+@pytest.mark.slow  # a training run and two refused ones
 def test_augment_drops_edges_between_components_and_needs_the_full_batch(make_cfg):
     from gnngmm.train import train
 
@@ -170,6 +173,7 @@ def test_edge_mask_drops_each_edge_at_its_scaled_rate():
     torch.testing.assert_close(kept[1:], torch.tensor([0.7, 0.4]), atol=0.02, rtol=0)
 
 
+@pytest.mark.slow  # two training runs per objective
 @pytest.mark.parametrize("objective", ["dgi", "gae"])
 def test_dilation_steers_objectives_without_two_views(make_cfg, objective):
     from gnngmm.train import train

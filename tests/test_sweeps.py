@@ -112,6 +112,7 @@ def _sweep_presets() -> list[tuple[str, str]]:
     return [(group, p.stem) for group in ("hparams_search", "launcher") for p in sorted((ROOT / "conf" / group).glob("*.yaml"))]
 
 
+@pytest.mark.slow  # composes every preset with its Hydra plugins
 @pytest.mark.parametrize("group, name", _sweep_presets(), ids=lambda v: str(v))
 def test_every_sweep_preset_composes_with_the_plugins_the_readme_installs(group, name):
     """Each Hydra plugin a preset selects comes from an extra that the README's first command

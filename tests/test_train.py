@@ -22,10 +22,14 @@ def experiment_names() -> list[str]:
     return sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
 
 
+# one variant in the fast suite, the others slow (a training run each)
 @pytest.mark.parametrize(
     "overrides",
-    [["encoder=gat", "encoder.heads=2"], ["encoder=sage"], ["gmm.covariance_type=diag"], ["encoder=sgc"],
-     ["objective=grace"], ["objective=gae"], ["gmm.covariance_type=spherical", "seed=3"]],
+    [pytest.param(["encoder=gat", "encoder.heads=2"], marks=pytest.mark.slow),
+     pytest.param(["encoder=sage"], marks=pytest.mark.slow), ["gmm.covariance_type=diag"],
+     pytest.param(["encoder=sgc"], marks=pytest.mark.slow), pytest.param(["objective=grace"], marks=pytest.mark.slow),
+     pytest.param(["objective=gae"], marks=pytest.mark.slow),
+     pytest.param(["gmm.covariance_type=spherical", "seed=3"], marks=pytest.mark.slow)],
     ids=lambda o: ",".join(o),
 )
 def test_command_line_variants_run(make_cfg, overrides):
@@ -36,7 +40,10 @@ def test_command_line_variants_run(make_cfg, overrides):
     assert metrics["encoder"] == next((o.split("=")[1] for o in overrides if o.startswith("encoder=")), "gcn")
 
 
-@pytest.mark.parametrize("name", experiment_names())
+# Cora's in the fast suite, the other experiments slow (a training step each)
+@pytest.mark.parametrize(
+    "name", [name if name == "cora" else pytest.param(name, marks=pytest.mark.slow) for name in experiment_names()]
+)
 def test_every_experiment_runs_with_fast_dev_run(make_cfg, name):
     cfg = make_cfg(f"experiment={name}", "trainer.fast_dev_run=true", *SMALL[1:])
     metrics = train(cfg)
@@ -44,6 +51,7 @@ def test_every_experiment_runs_with_fast_dev_run(make_cfg, name):
     assert metrics["epochs"] <= 1
 
 
+@pytest.mark.slow  # a whole experiment's pipeline (SIGN precompute, MLP)
 def test_ogbn_products_experiment_takes_the_scalable_path(make_cfg):
     pytest.importorskip("ogb")
     cfg = make_cfg("experiment=ogbn_products", "trainer.max_epochs=2", "loss.finetune_epochs=1", "data.batch_size=128",
@@ -101,6 +109,7 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, mirror):
         assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
 
+@pytest.mark.slow  # composes every option of three groups (~3-6 s here)
 def test_all_groups_compose():
     GlobalHydra.instance().clear()
     with initialize_config_module("gnngmm.conf", version_base="1.3"):
@@ -115,6 +124,7 @@ def test_all_groups_compose():
     GlobalHydra.instance().clear()
 
 
+@pytest.mark.slow  # composes five configs
 def test_the_defaults_are_ns4gcs_photo_settings():
     """A graph with no experiment gets what `experiment=photo` trains (docs/experiments.md, "What a
     new graph gets"), and the experiments measured before the switch keep NS4GC's Cora settings."""
@@ -129,6 +139,7 @@ def test_the_defaults_are_ns4gcs_photo_settings():
     GlobalHydra.instance().clear()
 
 
+@pytest.mark.slow  # fits 8 values of K and draws the pictures
 def test_k_auto_selects_by_bic_and_saves_the_curve(make_cfg, tmp_path):
     metrics = train(make_cfg("gmm.k=auto", "gmm.k_range=[2,9]", "save_pictures=true"))
     rows = (tmp_path / "out" / "bic.csv").read_text().splitlines()
@@ -141,6 +152,7 @@ def test_k_auto_selects_by_bic_and_saves_the_curve(make_cfg, tmp_path):
     assert (tmp_path / "out" / "embedding.png").exists()
 
 
+@pytest.mark.slow  # fits 8 values of K
 def test_k_auto_with_the_knee_criterion(make_cfg, tmp_path):
     metrics = train(make_cfg("gmm.k=auto", "gmm.k_range=[2,9]", "gmm.k_criterion=bic_knee"))
     rows = (tmp_path / "out" / "bic.csv").read_text().splitlines()
@@ -165,6 +177,7 @@ def test_label_based_or_unknown_optimized_metric_is_refused_before_training(make
         train(make_cfg(f"optimized_metric={name}"))
 
 
+@pytest.mark.slow  # two training runs on files
 def test_data_files_from_the_command_line(make_cfg, tmp_path):
     """Edges and features with string node ids; predictions.csv names the nodes by those ids."""
     data = graph(560, 7, seed=0)
