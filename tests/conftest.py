@@ -11,7 +11,6 @@ import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-
 from raw_fixtures import write_mirror
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,8 +27,13 @@ SMALL = [
     "save_pictures=false",
 ]
 # SMALL as estimator arguments, for the tests that call GNNGMM directly
-SMALL_ARGS = dict(trainer={"max_epochs": 2}, encoder={"hidden_channels": 32, "out_channels": 32},
-                  head={"transform": {"pca_dim": 8}}, gmm={"n_init": 1}, random_state=0)
+SMALL_ARGS = dict(
+    trainer={"max_epochs": 2},
+    encoder={"hidden_channels": 32, "out_channels": 32},
+    head={"transform": {"pca_dim": 8}},
+    gmm={"n_init": 1},
+    random_state=0,
+)
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -104,6 +108,4 @@ def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: 
     import sys
 
     env = dict(os.environ if env is None else env, WANDB_MODE="offline", HYDRA_FULL_ERROR="0", **(env_extra or {}))
-    return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -40,8 +40,14 @@ def test_triangle_counts_known_answer():
 
 @pytest.mark.parametrize("score", ["combined", pytest.param("combined_max", marks=pytest.mark.slow)])
 def test_combined_score_finds_injected_cliques_and_contexts(make_cfg, score):
-    metrics = train(make_cfg("data.inject.structural_cliques=3", "data.inject.clique_size=10",
-                             "data.inject.contextual=30", f"anomaly_score={score}"))
+    metrics = train(
+        make_cfg(
+            "data.inject.structural_cliques=3",
+            "data.inject.clique_size=10",
+            "data.inject.contextual=30",
+            f"anomaly_score={score}",
+        )
+    )
     assert metrics["auroc"] > 0.85
     assert metrics["auroc"] > metrics["degree_auroc"] and metrics["auroc"] > metrics["feature_norm_auroc"]
 
@@ -52,7 +58,9 @@ def test_tail_p_values_average_ties():
     # ascending average ranks 3.5, 0.5, 3.5, 2, 0.5 of 5: p = (5 - rank) / 5
     p = tail_p_values(torch.tensor([3.0, 1.0, 3.0, 2.0, 1.0]))
     torch.testing.assert_close(p, torch.tensor([1.5, 4.5, 1.5, 3.0, 4.5], dtype=torch.float64) / 5)
-    torch.testing.assert_close(tail_p_values(torch.arange(4.0)), torch.tensor([1.0, 0.75, 0.5, 0.25], dtype=torch.float64))
+    torch.testing.assert_close(
+        tail_p_values(torch.arange(4.0)), torch.tensor([1.0, 0.75, 0.5, 0.25], dtype=torch.float64)
+    )
     torch.testing.assert_close(tail_p_values(torch.zeros(4)), torch.full((4,), 0.625, dtype=torch.float64))
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import without_pyg_extensions
+
 from gnngmm.data import GraphDataModule
 from gnngmm.train import train
 
@@ -27,15 +27,25 @@ def test_random_node_loader_trains_on_induced_subgraphs(make_cfg):
 
 
 def test_sign_features_with_node_batches_and_mlp(make_cfg, tmp_path):
-    metrics = train(make_cfg("data.precompute=sign", "data.precompute_hops=2", "data.loader=nodes",
-                             "data.batch_size=128", "encoder=mlp", "encoder.hidden_channels=32",
-                             "encoder.out_channels=32", "trainer.max_epochs=3"))
+    metrics = train(
+        make_cfg(
+            "data.precompute=sign",
+            "data.precompute_hops=2",
+            "data.loader=nodes",
+            "data.batch_size=128",
+            "encoder=mlp",
+            "encoder.hidden_channels=32",
+            "encoder.out_channels=32",
+            "trainer.max_epochs=3",
+        )
+    )
     assert metrics["nmi"] > 0.5
 
 
 def test_sign_precompute_concatenates_hops(tmp_path, mirror):
-    dm = GraphDataModule("cora", str(tmp_path / "d"), str(mirror), precompute="sign", precompute_hops=2, loader="nodes",
-                         batch_size=100)
+    dm = GraphDataModule(
+        "cora", str(tmp_path / "d"), str(mirror), precompute="sign", precompute_hops=2, loader="nodes", batch_size=100
+    )
     dm.setup()
     assert dm.data.x.shape == (560, 3 * 48)
     batch = next(iter(dm.train_dataloader()))
@@ -44,16 +54,22 @@ def test_sign_precompute_concatenates_hops(tmp_path, mirror):
 
 def test_neighbor_loader_trains_without_extensions(make_cfg, monkeypatch):
     without_pyg_extensions(monkeypatch)
-    metrics = train(make_cfg("data.loader=neighbor", "data.batch_size=128", "data.num_neighbors=[5,5]",
-                             "trainer.max_epochs=2"))
+    metrics = train(
+        make_cfg("data.loader=neighbor", "data.batch_size=128", "data.num_neighbors=[5,5]", "trainer.max_epochs=2")
+    )
     assert metrics["nmi"] > 0.4
 
 
 @pytest.mark.skipif(
-    not (__import__("torch_geometric.typing").typing.WITH_PYG_LIB or __import__("torch_geometric.typing").typing.WITH_TORCH_SPARSE),
-    reason="PyG's own NeighborLoader needs pyg-lib or torch-sparse (not on PyPI as wheels); the plain-PyTorch sampler is tested always",
+    not (
+        __import__("torch_geometric.typing").typing.WITH_PYG_LIB
+        or __import__("torch_geometric.typing").typing.WITH_TORCH_SPARSE
+    ),
+    reason="PyG's own NeighborLoader needs pyg-lib or torch-sparse (not on PyPI as wheels); "
+    "the plain-PyTorch sampler is tested always",
 )
 def test_neighbor_loader_trains(make_cfg):
-    metrics = train(make_cfg("data.loader=neighbor", "data.batch_size=128", "data.num_neighbors=[5,5]",
-                             "trainer.max_epochs=2"))
+    metrics = train(
+        make_cfg("data.loader=neighbor", "data.batch_size=128", "data.num_neighbors=[5,5]", "trainer.max_epochs=2")
+    )
     assert metrics["nmi"] > 0.4

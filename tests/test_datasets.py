@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from raw_fixtures import graph, write_planetoid
 from torch_geometric.data import Data
 
 from gnngmm.data import GraphDataModule, load_dataset
 from gnngmm.data.datasets import validate_graph
 from gnngmm.errors import InputError
 from gnngmm.train import train
-from raw_fixtures import graph, write_planetoid
 
 
 def test_mirror_files_are_copied_into_a_writable_data_dir(tmp_path, mirror):
@@ -25,7 +25,14 @@ def test_mirror_files_are_copied_into_a_writable_data_dir(tmp_path, mirror):
 
 @pytest.mark.parametrize(
     "name, nodes, classes",
-    [("pubmed", 560, 3), ("citeseer", 560, 6), ("reddit", 400, 41), ("photo", 200, 8), ("cs", 300, 15), ("physics", 200, 5)],
+    [
+        ("pubmed", 560, 3),
+        ("citeseer", 560, 6),
+        ("reddit", 400, 41),
+        ("photo", 200, 8),
+        ("cs", 300, 15),
+        ("physics", 200, 5),
+    ],
 )
 def test_pyg_loaders_read_raw_format_fixtures(tmp_path, mirror, name, nodes, classes):
     data = load_dataset(name, tmp_path / "data", mirror)
@@ -89,7 +96,9 @@ def test_a_truncated_processed_file_is_rebuilt_from_the_raw_files(tmp_path, mirr
     import logging
 
     load_dataset("cora", tmp_path / "data", mirror)
-    (processed,) = [p for p in (tmp_path / "data" / "planetoid" / "Cora" / "processed").iterdir() if p.name.startswith("data")]
+    (processed,) = [
+        p for p in (tmp_path / "data" / "planetoid" / "Cora" / "processed").iterdir() if p.name.startswith("data")
+    ]
     processed.write_bytes(processed.read_bytes()[:100])
     with caplog.at_level(logging.WARNING, logger="gnngmm.data.datasets"):
         data = load_dataset("cora", tmp_path / "data", mirror)

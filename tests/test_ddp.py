@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-
 from conftest import ROOT, run_cli
 
 
@@ -25,16 +24,32 @@ def test_ddp_ranks_divide_the_seed_nodes_and_hold_one_gmm(tmp_path, mirror):
         "        self.seen.setdefault(trainer.current_epoch, []).append(batch.n_id[: batch.batch_size])\n"
         "    def on_train_end(self, trainer, module):\n"
         "        seen = {e: torch.cat(v) for e, v in self.seen.items()}\n"
-        "        torch.save({'seen': seen, 'means': module.head.mixture.means_.cpu()}, f'{self.out}/rank{trainer.global_rank}.pt')\n"
+        "        state = {'seen': seen, 'means': module.head.mixture.means_.cpu()}\n"
+        "        torch.save(state, f'{self.out}/rank{trainer.global_rank}.pt')\n"
     )
     run = tmp_path / "run"
     result = run_cli(
-        ["train.py", "trainer=ddp_sim", "trainer.max_epochs=2", "data.loader=neighbor", "data.batch_size=64",
-         "logger=csv", "callbacks.progress_bar=null", "trainer.enable_progress_bar=false", "encoder.hidden_channels=32",
-         "encoder.out_channels=32", "head.transform.pca_dim=8", f"hydra.run.dir={run}", f"paths.data_dir={tmp_path}/data",
-         f"paths.mirror_dir={mirror}", "save_pictures=false", "+callbacks.seen._target_=seen_nodes.SeenNodes",
-         f"+callbacks.seen.out={tmp_path}"],
-        cwd=ROOT, env_extra={"PYTHONPATH": str(tmp_path)},
+        [
+            "train.py",
+            "trainer=ddp_sim",
+            "trainer.max_epochs=2",
+            "data.loader=neighbor",
+            "data.batch_size=64",
+            "logger=csv",
+            "callbacks.progress_bar=null",
+            "trainer.enable_progress_bar=false",
+            "encoder.hidden_channels=32",
+            "encoder.out_channels=32",
+            "head.transform.pca_dim=8",
+            f"hydra.run.dir={run}",
+            f"paths.data_dir={tmp_path}/data",
+            f"paths.mirror_dir={mirror}",
+            "save_pictures=false",
+            "+callbacks.seen._target_=seen_nodes.SeenNodes",
+            f"+callbacks.seen.out={tmp_path}",
+        ],
+        cwd=ROOT,
+        env_extra={"PYTHONPATH": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]

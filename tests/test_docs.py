@@ -7,13 +7,12 @@ import re
 import shutil
 
 import pytest
-
 from conftest import ROOT
 
 
 def readme_block(section: str) -> str:
     text = (ROOT / "README.md").read_text()
-    body = text[text.index(f"## {section}"):]
+    body = text[text.index(f"## {section}") :]
     return re.search(r"```python\n(.*?)```", body, re.S).group(1)
 
 
@@ -37,11 +36,15 @@ def test_quickstart_notebook_executes(tmp_path, mirror):
     nb = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
     committed = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert any("image/png" in o.get("data", {}) for o in committed), "committed with its outputs (plots show on GitHub)"
-    assert "GNNGMM(" in "".join(cell.source for cell in nb.cells) and "HydraConfig" not in str(nb), "the estimator, no Hydra"
+    assert "GNNGMM(" in "".join(cell.source for cell in nb.cells) and "HydraConfig" not in str(nb), (
+        "the estimator, no Hydra"
+    )
     os.environ["GNNGMM_NOTEBOOK_EPOCHS"] = "2"
     os.environ["GNNGMM_MIRROR_DIR"] = str(mirror)
     try:
-        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        NotebookClient(
+            nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute()
     finally:
         os.environ.pop("GNNGMM_NOTEBOOK_EPOCHS")
         os.environ.pop("GNNGMM_MIRROR_DIR")

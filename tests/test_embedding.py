@@ -24,8 +24,13 @@ def _reference(h, pca_dim, standardize, l2, center, rescale=False):
 
 @pytest.mark.parametrize(
     "pca_dim,standardize,l2,center,rescale",
-    [(None, False, True, False, True), (None, False, True, False, False), (None, False, False, True, True),
-     (5, True, True, False, True), (5, False, False, False, False)],
+    [
+        (None, False, True, False, True),
+        (None, False, True, False, False),
+        (None, False, False, True, True),
+        (5, True, True, False, True),
+        (5, False, False, False, False),
+    ],
 )
 def test_chunked_fit_and_transform_equal_the_whole_matrix(pca_dim, standardize, l2, center, rescale):
     g = torch.Generator().manual_seed(0)

@@ -12,17 +12,17 @@ import sys
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
-
 from conftest import ROOT
 from conftest import SMALL_ARGS as SMALL
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from raw_fixtures import graph, write_planetoid
+
 from gnngmm import GNNGMM
 from gnngmm.data import load_dataset
 from gnngmm.errors import InputError
 from gnngmm.metrics import clustering_metrics
 from gnngmm.train import train
-from raw_fixtures import graph, write_planetoid
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -98,7 +98,6 @@ def test_one_source_of_defaults():
 
 def test_scikit_learn_protocol():
     from sklearn.base import clone
-
     from sklearn.exceptions import NotFittedError
 
     model = GNNGMM(5, encoder="sage", loss={"weight": 1.0}, contamination=0.05)
@@ -115,15 +114,21 @@ def test_scikit_learn_protocol():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"n_clusters": 0}, r"gmm.k \(n_clusters\) must be >= 1"), ({"n_clusters": None}, "gmm.k .*is not set"),
-     ({"gmm": {"covariance_type": "bogus"}}, "gmm.covariance_type='bogus' is not one of"),
-     ({"trainer": {"max_epochs": -1}}, "trainer.max_epochs=-1 is not an integer >= 1"),
-     ({"contamination": 0.7}, "contamination=0.7"), ({"encoder": "transformer"}, "encoder='transformer' is not one of .*gcn"),
-     ({"gmm": {"tol2": 1}}, "tol2"), ({"head": {"transform": {"pca": 3}}}, "head.transform: unknown setting"),
-     ({"loss": {"embedding": "both"}}, "loss.embedding='both' is not one of views, clean"),
-     ({"data": {"loader": "magic"}}, "data.loader='magic'"), ({"random_state": "x"}, "seed='x' is not an integer"),
-     ({"safeguard": {"m": {"_target_": "gnngmm.safeguards.KeepBestModularity", "tolerance": 2}}}, "tolerance=2"),
-     ({"n_clusters": 10_000}, "exceeds the number of nodes")],
+    [
+        ({"n_clusters": 0}, r"gmm.k \(n_clusters\) must be >= 1"),
+        ({"n_clusters": None}, "gmm.k .*is not set"),
+        ({"gmm": {"covariance_type": "bogus"}}, "gmm.covariance_type='bogus' is not one of"),
+        ({"trainer": {"max_epochs": -1}}, "trainer.max_epochs=-1 is not an integer >= 1"),
+        ({"contamination": 0.7}, "contamination=0.7"),
+        ({"encoder": "transformer"}, "encoder='transformer' is not one of .*gcn"),
+        ({"gmm": {"tol2": 1}}, "tol2"),
+        ({"head": {"transform": {"pca": 3}}}, "head.transform: unknown setting"),
+        ({"loss": {"embedding": "both"}}, "loss.embedding='both' is not one of views, clean"),
+        ({"data": {"loader": "magic"}}, "data.loader='magic'"),
+        ({"random_state": "x"}, "seed='x' is not an integer"),
+        ({"safeguard": {"m": {"_target_": "gnngmm.safeguards.KeepBestModularity", "tolerance": 2}}}, "tolerance=2"),
+        ({"n_clusters": 10_000}, "exceeds the number of nodes"),
+    ],
 )
 def test_bad_arguments_fail_in_fit_with_one_clear_line(cora, kwargs, message, monkeypatch):
     import lightning
@@ -166,14 +171,18 @@ def test_command_line_outputs_do_not_depend_on_labels(make_cfg, tmp_path):
     """predictions.csv and the label-free metrics are byte-identical when the labels are permuted."""
     data = graph(560, 7, seed=0)
     outputs = {}
-    for name, y in (("true", data.y), ("permuted", data.y[torch.randperm(560, generator=torch.Generator().manual_seed(3))])):
+    for name, y in (
+        ("true", data.y),
+        ("permuted", data.y[torch.randperm(560, generator=torch.Generator().manual_seed(3))]),
+    ):
         mirror = tmp_path / f"mirror-{name}"
         labelled = data.clone()
         labelled.y = y
         write_planetoid(mirror / "planetoid", "Cora", labelled)
         out = tmp_path / f"out-{name}"
-        metrics = train(make_cfg(f"paths.mirror_dir={mirror}", f"paths.data_dir={tmp_path / name}",
-                                 f"paths.output_dir={out}"))
+        metrics = train(
+            make_cfg(f"paths.mirror_dir={mirror}", f"paths.data_dir={tmp_path / name}", f"paths.output_dir={out}")
+        )
         outputs[name] = ((out / "predictions.csv").read_bytes(), (out / "history.csv").read_text(), metrics)
     (pred_a, hist_a, m_a), (pred_b, hist_b, m_b) = outputs["true"], outputs["permuted"]
     assert pred_a == pred_b
@@ -207,7 +216,9 @@ def test_a_training_checkpoint_loads_the_same_way(cora, make_cfg, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
     assert final.predict(cora).tolist() == [int(r["cluster"]) for r in rows]
     last = GNNGMM.load(tmp_path / "out" / "checkpoints" / "last.ckpt")  # the last epoch's mixture
-    assert last.n_clusters_ == metrics["k"] and last.trainer["max_epochs"] == 2 and last.encoder["hidden_channels"] == 32
+    assert (
+        last.n_clusters_ == metrics["k"] and last.trainer["max_epochs"] == 2 and last.encoder["hidden_channels"] == 32
+    )
     assert last.predict(cora).shape == (560,)
 
 
@@ -216,8 +227,13 @@ def test_custom_modules_are_accepted_and_saved(cora, tmp_path):
     from gnngmm.objectives import CCASSG
 
     torch.manual_seed(0)
-    model = GNNGMM(4, encoder=GNNEncoder(48, hidden_channels=16, out_channels=8), objective=CCASSG(),
-                   trainer={"max_epochs": 2}, anomaly_score="nll").fit(cora)
+    model = GNNGMM(
+        4,
+        encoder=GNNEncoder(48, hidden_channels=16, out_channels=8),
+        objective=CCASSG(),
+        trainer={"max_epochs": 2},
+        anomaly_score="nll",
+    ).fit(cora)
     path = model.save(tmp_path / "custom.ckpt")
     with pytest.raises(InputError, match="weights_only=False"):
         GNNGMM.load(path)

@@ -80,8 +80,14 @@ def test_a_fresh_head_that_loads_the_state_scores_and_refits_as_the_original():
 
 def test_a_head_before_its_first_refit_has_an_empty_state_that_loads():
     state = make_head().state_dict()
-    assert state == {"mixture": None, "transform": None, "resp": None, "bic_table": None, "history": [],
-                     "restored_epoch": None}
+    assert state == {
+        "mixture": None,
+        "transform": None,
+        "resp": None,
+        "bic_table": None,
+        "history": [],
+        "restored_epoch": None,
+    }
     loaded = make_head().load_state_dict(state)
     assert not loaded.is_fitted and loaded.state_dict() == state
 
@@ -113,8 +119,18 @@ def test_every_fresh_fit_during_training_makes_gmm_n_init_restarts(make_cfg, mon
 
     fresh = []
     original = GaussianMixture.fit
-    monkeypatch.setattr(GaussianMixture, "fit", lambda self, X, y=None: (
-        fresh.append(self.n_init) if not self.warm_start else None, original(self, X, y))[1])
-    train(make_cfg("gmm.n_init=3", "trainer.max_epochs=4", "head.refit_every_n_epochs=1", "loss.start_epoch=2",
-                   "head.reseed_at_loss_start=true"))
+    monkeypatch.setattr(
+        GaussianMixture,
+        "fit",
+        lambda self, X, y=None: (fresh.append(self.n_init) if not self.warm_start else None, original(self, X, y))[1],
+    )
+    train(
+        make_cfg(
+            "gmm.n_init=3",
+            "trainer.max_epochs=4",
+            "head.refit_every_n_epochs=1",
+            "loss.start_epoch=2",
+            "head.reseed_at_loss_start=true",
+        )
+    )
     assert len(fresh) >= 2 and set(fresh) == {3}

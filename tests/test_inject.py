@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from raw_fixtures import graph
 
 from gnngmm.data.inject import inject_outliers
 from gnngmm.errors import InputError
 from gnngmm.train import train
-from raw_fixtures import graph
 
 
 def test_injection_counts_and_structure():
@@ -40,7 +40,9 @@ def test_injection_too_large_is_a_clear_error():
 
 
 def test_injection_from_the_command_line_config(make_cfg):
-    metrics = train(make_cfg("data.inject.structural_cliques=2", "data.inject.clique_size=10", "data.inject.contextual=20"))
+    metrics = train(
+        make_cfg("data.inject.structural_cliques=2", "data.inject.clique_size=10", "data.inject.contextual=20")
+    )
     assert "auroc" in metrics and "nmi" in metrics
     # cliques of 10 random nodes stand out by degree in a sparse graph
     assert metrics["degree_auroc"] > 0.6

@@ -15,8 +15,17 @@ def test_full_batch_estimate_at_reddit_size():
     from gnngmm.objectives.ns4gc import negatives
 
     n, e, f = 232_965, 114_615_892, 602
-    gat = estimate_full_batch_bytes(n, e, f, arch="gat", hidden_channels=256, out_channels=64, heads=4,
-                                    objective="ns4gc", negatives=negatives(n, None))
+    gat = estimate_full_batch_bytes(
+        n,
+        e,
+        f,
+        arch="gat",
+        hidden_channels=256,
+        out_channels=64,
+        heads=4,
+        objective="ns4gc",
+        negatives=negatives(n, None),
+    )
     assert gat.parts["messages"] > 400 * 2**30 and gat.total > 80 * 2**30
     # messages: views x layers x (2 x edges x heads x channels + 5 x edges x heads) float32
     assert gat.parts["messages"] == 2 * 2 * (e + n) * (2 * 256 + 5 * 4) * 4
@@ -60,6 +69,10 @@ def test_full_batch_guard_passes_what_fits_and_can_be_turned_off(make_cfg, caplo
     monkeypatch.setattr(memory, "check_full_batch", lambda *a, **k: decisions.append(real(*a, **k)) or decisions[-1])
     with caplog.at_level(logging.WARNING, logger="gnngmm.memory"):
         train(make_cfg("trainer.max_epochs=1"))  # Cora-sized fixture: fits
-        train(make_cfg("trainer.max_epochs=1", "data.memory_limit_gb=0.001", "data.full_batch_guard=off", "overwrite=true"))
+        train(
+            make_cfg(
+                "trainer.max_epochs=1", "data.memory_limit_gb=0.001", "data.full_batch_guard=off", "overwrite=true"
+            )
+        )
     assert decisions == ["full", "full"]
     assert not [r for r in caplog.records if "switching" in r.getMessage()]

@@ -37,8 +37,13 @@ def test_the_modules_head_state_is_exactly_the_heads_state_dict(make_cfg, tmp_pa
 
     origin = ckpt["gnngmm"]["origin"]
     model = GNNGMM(**origin["params"])
-    module = build_module(model.settings(), origin["num_features"], saved["mixture"]["n_components"],
-                          origin["params"]["random_state"], origin=origin)
+    module = build_module(
+        model.settings(),
+        origin["num_features"],
+        saved["mixture"]["n_components"],
+        origin["params"]["random_state"],
+        origin=origin,
+    )
     assert isinstance(module, GNNGMMModule) and isinstance(module.head, GMMHead)
     assert module.head.state_dict()["mixture"] is None, "nothing fitted before loading"
     rng = torch.get_rng_state(), np.random.get_state(), random.getstate()

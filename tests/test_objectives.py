@@ -23,7 +23,9 @@ def planted():
 
 def train_encoder(data, objective_cls, epochs, out=32, **kwargs):
     torch.manual_seed(0)
-    encoder = GNNEncoder(data.num_features, hidden_channels=64, out_channels=out, num_layers=2, act="selu", out_act=None)
+    encoder = GNNEncoder(
+        data.num_features, hidden_channels=64, out_channels=out, num_layers=2, act="selu", out_act=None
+    )
     # dim is passed only to objectives that take it (DGI, GRACE), as the pipeline does
     objective = _make({"_target_": f"{objective_cls.__module__}.{objective_cls.__name__}", **kwargs}, dim=out)
     optimizer = torch.optim.Adam(list(encoder.parameters()) + list(objective.parameters()), lr=0.01)

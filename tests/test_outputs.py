@@ -10,10 +10,20 @@ import pytest
 from gnngmm.errors import InputError
 from gnngmm.train import train
 
-
 METRIC_KEYS = {
-    "dataset", "encoder", "k", "covariance_type", "seed", "nmi", "ari", "acc",
-    "gmm_log_likelihood", "bic", "epochs", "train_seconds", "peak_rss_mb",
+    "dataset",
+    "encoder",
+    "k",
+    "covariance_type",
+    "seed",
+    "nmi",
+    "ari",
+    "acc",
+    "gmm_log_likelihood",
+    "bic",
+    "epochs",
+    "train_seconds",
+    "peak_rss_mb",
 }
 
 

@@ -4,10 +4,10 @@ SIGN pre-propagation."""
 from __future__ import annotations
 
 import torch
+from raw_fixtures import graph
 from torch_geometric.data import Data
 
 from gnngmm.data import GraphDataModule
-from raw_fixtures import graph
 
 
 def test_stored_self_loops_are_removed(tmp_path):
@@ -32,8 +32,9 @@ def test_sorted_undirected_check_is_exact():
 
 
 def test_sign_precompute_l2_scales_every_hop():
-    from gnngmm.data.preprocess import precompute_features
     from raw_fixtures import graph
+
+    from gnngmm.data.preprocess import precompute_features
 
     data = graph(200, 4, seed=1)
     plain = precompute_features(data.x, data.edge_index, 2, "sign")

@@ -27,9 +27,12 @@ def test_silhouette_is_scikit_learns_cosine_silhouette_on_a_fixed_sample():
     z = torch.randn(300, 6, generator=g, dtype=torch.float64)
     labels = torch.randint(0, 4, (300,), generator=g)
     labels[7] = 9  # a singleton scores 0
-    assert silhouette(z, labels, sample=1000) == pytest.approx(silhouette_score(z.numpy(), labels.numpy(), metric="cosine"))
+    assert silhouette(z, labels, sample=1000) == pytest.approx(
+        silhouette_score(z.numpy(), labels.numpy(), metric="cosine")
+    )
     assert silhouette(z, labels, sample=100) == silhouette(z, labels, sample=100)  # the same nodes each call
     idx = torch.randperm(300, generator=torch.Generator().manual_seed(0))[:100]
     assert silhouette(z, labels, sample=100) == pytest.approx(
-        silhouette_score(z[idx].numpy(), labels[idx].numpy(), metric="cosine"))
+        silhouette_score(z[idx].numpy(), labels[idx].numpy(), metric="cosine")
+    )
     assert silhouette(z, torch.zeros(300, dtype=torch.long)) == 0.0

@@ -23,8 +23,9 @@ def test_a_run_whose_partition_falls_continues_from_its_best_refit(make_cfg, mon
 
     snapshots = []
     original = modularity.encoder_copy
-    monkeypatch.setattr(modularity, "encoder_copy", lambda m: snapshots.append({"encoder": original(m)}) or
-                        snapshots[-1]["encoder"])
+    monkeypatch.setattr(
+        modularity, "encoder_copy", lambda m: snapshots.append({"encoder": original(m)}) or snapshots[-1]["encoder"]
+    )
     _fake_modularity(monkeypatch, [0.5, 0.7, 0.6, 0.3])  # refits at epochs 0..3: the best is epoch 1
     cfg = make_cfg("trainer.max_epochs=4", "head.refit_every_n_epochs=1", "~safeguard.silhouette")
     metrics = train(cfg)
@@ -89,6 +90,7 @@ def test_blurring_clusters_start_the_gmm_phase_from_the_best_pretraining_encoder
         def embed(self, data):
             encoders.append({k: v.clone() for k, v in self.encoder.state_dict().items()})
             return original(self, data)
+
         return embed
 
     def recording_refit(self, h, *, fresh=False):
@@ -128,12 +130,17 @@ def test_a_silhouette_that_only_dips_is_left_alone(make_cfg, monkeypatch):
 
     _fake_silhouette(monkeypatch, [0.5, 0.7, 0.6])  # 14% under the best: within 25%
     guarded = train(make_cfg(*SILHOUETTE_RUN))
-    plain = train(make_cfg("trainer.max_epochs=5", "head.refit_every_n_epochs=1", "loss.start_epoch=3",
-                           "safeguard=none", "overwrite=true"))
+    plain = train(
+        make_cfg(
+            "trainer.max_epochs=5",
+            "head.refit_every_n_epochs=1",
+            "loss.start_epoch=3",
+            "safeguard=none",
+            "overwrite=true",
+        )
+    )
     assert guarded["restored_epoch"] is None
     assert guarded["nmi"] == plain["nmi"] and guarded["gmm_log_likelihood"] == plain["gmm_log_likelihood"]
-
-
 
 
 def test_tolerances_must_be_shares(make_cfg):

@@ -4,15 +4,16 @@ sampler and the whole graph's degrees on sampled batches."""
 from __future__ import annotations
 
 import torch
-
 from conftest import without_pyg_extensions
+
 from gnngmm.data import GraphDataModule
 
 
 def test_neighbor_sampler_batches(tmp_path, mirror, monkeypatch):
     without_pyg_extensions(monkeypatch)
-    dm = GraphDataModule("cora", str(tmp_path / "d"), str(mirror), loader="neighbor", batch_size=64,
-                         num_neighbors=[3, 2])
+    dm = GraphDataModule(
+        "cora", str(tmp_path / "d"), str(mirror), loader="neighbor", batch_size=64, num_neighbors=[3, 2]
+    )
     dm.setup()
     full = dm.data
     edges = set(map(tuple, full.edge_index.t().tolist()))
@@ -30,8 +31,9 @@ def test_neighbor_sampler_batches(tmp_path, mirror, monkeypatch):
 
 
 def test_neighbor_sampler_takes_every_neighbour_with_minus_one():
-    from gnngmm.data.sampling import NeighborSampler
     from raw_fixtures import graph
+
+    from gnngmm.data.sampling import NeighborSampler
 
     data = graph(120, 3, seed=4)
     batch = NeighborSampler(data, [-1])(torch.tensor([5, 7]))
@@ -41,8 +43,9 @@ def test_neighbor_sampler_takes_every_neighbour_with_minus_one():
 
 
 def test_neighbor_sampler_reads_sorted_symmetric_edges_without_a_copy():
-    from gnngmm.data.sampling import NeighborSampler
     from raw_fixtures import graph
+
+    from gnngmm.data.sampling import NeighborSampler
 
     data = graph(200, 4, seed=5)
     lean = NeighborSampler(data, [3, 2], undirected=True)
@@ -62,7 +65,11 @@ def test_shard_sampler_divides_every_epoch_and_repeats_on_resume():
         for r in ranks:
             r.set_epoch(epoch)
         shares = [list(r) for r in ranks]
-        assert sorted(sum(shares, [])) == list(range(11)) and [len(s) for s in shares] == [len(r) for r in ranks] == [4, 4, 3]
+        assert sorted(sum(shares, [])) == list(range(11)) and [len(s) for s in shares] == [len(r) for r in ranks] == [
+            4,
+            4,
+            3,
+        ]
     again = ShardSampler(11, 0, 3, seed=4)
     again.set_epoch(5)
     assert list(again) == shares[0]

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 import torch
-
 from conftest import ROOT, run_cli
 from conftest import SMALL_ARGS as SMALL
+
 from gnngmm import GNNGMM
 from gnngmm.data import load_dataset
 
@@ -43,13 +43,44 @@ def test_anomaly_run_keeps_the_committed_clustering_section_and_rows(tmp_path, m
     (out / "results.md").write_text("\n".join(["# Results", "", *clustering, "## Anomaly detection", "", "old", ""]))
     for name in ("runs.csv", "results.csv"):
         (out / name).write_text("task,dataset,method,nmi\nclustering,cora,gnngmm,0.6\nanomaly,inj_cora,gnngmm,\n")
-    fake = {"auroc": 0.93, "average_precision": 0.4, "recall_at_k": 0.5, "degree_auroc": 0.73,
-            "feature_norm_auroc": 0.71, "train_seconds": 50.0, "peak_rss_mb": 700.0}
-    monkeypatch.setattr(bench, "run_one", lambda task, ds, method, seed, runs, threads: {
-        "task": task, "dataset": ds, "method": method, "seed": seed, **fake})
+    fake = {
+        "auroc": 0.93,
+        "average_precision": 0.4,
+        "recall_at_k": 0.5,
+        "degree_auroc": 0.73,
+        "feature_norm_auroc": 0.71,
+        "train_seconds": 50.0,
+        "peak_rss_mb": 700.0,
+    }
+    monkeypatch.setattr(
+        bench,
+        "run_one",
+        lambda task, ds, method, seed, runs, threads: {
+            "task": task,
+            "dataset": ds,
+            "method": method,
+            "seed": seed,
+            **fake,
+        },
+    )
 
-    bench.main(["--task", "anomaly", "--datasets", "inj_cora", "--methods", "gnngmm", "gnngmm-max",
-                "--seeds", "2", "--out", str(out), "--runs", str(runs)])
+    bench.main(
+        [
+            "--task",
+            "anomaly",
+            "--datasets",
+            "inj_cora",
+            "--methods",
+            "gnngmm",
+            "gnngmm-max",
+            "--seeds",
+            "2",
+            "--out",
+            str(out),
+            "--runs",
+            str(runs),
+        ]
+    )
 
     text = (out / "results.md").read_text()
     assert "\n".join(clustering) in text  # kept verbatim: its runs are not under --runs
@@ -57,7 +88,8 @@ def test_anomaly_run_keeps_the_committed_clustering_section_and_rows(tmp_path, m
     with open(out / "runs.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["task"], r["method"]) for r in rows] == [("clustering", "gnngmm")] + [("anomaly", "gnngmm")] * 2 + [
-        ("anomaly", "gnngmm-max")] * 2
+        ("anomaly", "gnngmm-max")
+    ] * 2
 
 
 def test_injected_validation_graphs_are_benchmark_datasets():
@@ -87,25 +119,34 @@ def test_safeguard_check_composes_its_planted_runs_and_reports_them(tmp_path, mo
 
     def fake_run(overrides, run_dir, threads):  # modularity falls 40% after epoch 9 when unguarded
         run_dir.mkdir(parents=True)
-        (run_dir / "history.csv").write_text("epoch,cluster_sizes,gmm/modularity,nmi\n9,1;2,0.5,0.7\n219,1;2,0.3,0.45\n")
+        (run_dir / "history.csv").write_text(
+            "epoch,cluster_sizes,gmm/modularity,nmi\n9,1;2,0.5,0.7\n219,1;2,0.3,0.45\n"
+        )
         guarded = "safeguard=none" not in overrides
         return {"nmi": 0.7 if guarded else 0.45, "ari": 0.75, "restored_epoch": 9 if guarded else None}
 
     monkeypatch.setattr(check, "train_run", fake_run)
     table = check.provoked(2, tmp_path / "runs", 1)
-    assert "| 0 | 0.7000 (9) | 0.5000 -> 0.3000 (40% drop) | 0.4500 / 0.7500 | 0.7000 / 0.7500 | 9 | 0.7000 / 0.7500 |" in table
+    assert (
+        "| 0 | 0.7000 (9) | 0.5000 -> 0.3000 (40% drop) | 0.4500 / 0.7500 | 0.7000 / 0.7500 | 9 | 0.7000 / 0.7500 |"
+        in table
+    )
     assert table[-1].startswith("| mean | | | 0.4500 ± 0.0000 / 0.7500 ± 0.0000 | 0.7000 ± 0.0000")
 
     bench = tmp_path / "bench" / "cora" / "gnngmm" / "seed0"
     bench.mkdir(parents=True)
-    (bench / "history.csv").write_text("epoch,cluster_sizes,gmm/modularity,gmm/silhouette,nmi\n9,1;2,0.70,0.40,0.5\n"
-                                       "199,1;2,0.70,0.36,0.5\n219,1;2,0.693,,0.6\n")
+    (bench / "history.csv").write_text(
+        "epoch,cluster_sizes,gmm/modularity,gmm/silhouette,nmi\n9,1;2,0.70,0.40,0.5\n"
+        "199,1;2,0.70,0.36,0.5\n219,1;2,0.693,,0.6\n"
+    )
     (bench / "metrics.json").write_text('{"restored_epoch": null}')
     assert check.development(tmp_path / "bench")[-1] == "| cora | 1 | 0 | 1.00% / 1.00% | 10.0% / 10.0% |"
 
     def fake_blurring(overrides, run_dir, threads):  # modularity rises while NMI falls
         run_dir.mkdir(parents=True)
-        (run_dir / "history.csv").write_text("epoch,cluster_sizes,gmm/modularity,nmi\n19,1;2,0.74,0.42\n219,1;2,0.77,0.29\n")
+        (run_dir / "history.csv").write_text(
+            "epoch,cluster_sizes,gmm/modularity,nmi\n19,1;2,0.74,0.42\n219,1;2,0.77,0.29\n"
+        )
         guarded = "safeguard=none" not in overrides
         return {"nmi": 0.44 if guarded else 0.29, "ari": 0.45, "restored_epoch": 19 if guarded else None}
 
@@ -148,18 +189,50 @@ def test_bench_scale_small(tmp_path):
     preset 0.864 against 0.824, docs/scaling.md), which CI cannot run. So this asserts what holds
     at this size, not the full-size claim."""
     result = run_cli(
-        ["scripts/bench_scale.py", "--nodes", "3000", "--edges", "60000", "--features", "32", "--blocks", "5",
-         "--epochs", "3", "--batch-size", "512", "--threads", "1", "--output", str(tmp_path / "bench")],
+        [
+            "scripts/bench_scale.py",
+            "--nodes",
+            "3000",
+            "--edges",
+            "60000",
+            "--features",
+            "32",
+            "--blocks",
+            "5",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "512",
+            "--threads",
+            "1",
+            "--output",
+            str(tmp_path / "bench"),
+        ],
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     line = json.loads(result.stdout.strip().splitlines()[-1])
-    for key in ("nodes", "edges_directed", "nmi", "ari", "raw_kmeans_nmi", "propagated_kmeans_nmi", "epoch_seconds",
-                "em_seconds", "total_seconds", "peak_rss_mb", "peak_gpu_mb", "propagate_seconds", "final_seconds"):
+    for key in (
+        "nodes",
+        "edges_directed",
+        "nmi",
+        "ari",
+        "raw_kmeans_nmi",
+        "propagated_kmeans_nmi",
+        "epoch_seconds",
+        "em_seconds",
+        "total_seconds",
+        "peak_rss_mb",
+        "peak_gpu_mb",
+        "propagate_seconds",
+        "final_seconds",
+    ):
         assert key in line, key
     assert line["nodes"] == 3000 and line["edges_directed"] == 60000 and line["peak_gpu_mb"] is None
     assert line["raw_kmeans_nmi"] < 0.05 and line["nmi"] > 0.15, line  # raw k-means 0.005, the pipeline 0.20
-    assert line["raw_kmeans_nmi"] < line["propagated_kmeans_nmi"] and line["nmi"] > 0.75 * line["propagated_kmeans_nmi"], line
+    assert (
+        line["raw_kmeans_nmi"] < line["propagated_kmeans_nmi"] and line["nmi"] > 0.75 * line["propagated_kmeans_nmi"]
+    ), line
 
 
 def test_scaling_table_fits_growth_slopes(tmp_path, capsys):
@@ -170,10 +243,23 @@ def test_scaling_table_fits_growth_slopes(tmp_path, capsys):
 
     logs = []
     for i, edges in enumerate((1000, 2000, 4000)):
-        run = {"preset": "reddit", "scale": edges / 4000, "nodes": edges // 10, "edges_directed": edges, "epochs": 1,
-               "nmi": 0.5, "raw_kmeans_nmi": 0.1, "propagated_kmeans_nmi": 0.4, "generate_seconds": 1.0,
-               "propagate_seconds": edges / 100, "epoch_seconds": (edges / 1000) ** 2, "em_seconds": 2.0,
-               "final_seconds": 1.0, "total_seconds": 9.0, "peak_rss_mb": 100.0 + i}
+        run = {
+            "preset": "reddit",
+            "scale": edges / 4000,
+            "nodes": edges // 10,
+            "edges_directed": edges,
+            "epochs": 1,
+            "nmi": 0.5,
+            "raw_kmeans_nmi": 0.1,
+            "propagated_kmeans_nmi": 0.4,
+            "generate_seconds": 1.0,
+            "propagate_seconds": edges / 100,
+            "epoch_seconds": (edges / 1000) ** 2,
+            "em_seconds": 2.0,
+            "final_seconds": 1.0,
+            "total_seconds": 9.0,
+            "peak_rss_mb": 100.0 + i,
+        }
         path = tmp_path / f"r{i}.log"
         path.write_text("progress line\n" + json.dumps(run) + "\n")
         logs.append(str(path))

@@ -10,12 +10,11 @@ import statistics
 
 import pytest
 import yaml
+from conftest import ROOT, SMALL, run_cli
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
-from conftest import ROOT, SMALL, run_cli
 from gnngmm.summary import summarize
-
 
 LABEL_METRICS = {"nmi", "ari", "acc"}
 
@@ -23,8 +22,15 @@ LABEL_METRICS = {"nmi", "ari", "acc"}
 def multirun(tmp_path, mirror, *args, returncode=0):
     sweep = tmp_path / "sweep"
     result = run_cli(
-        ["train.py", "-m", *args, f"hydra.sweep.dir={sweep}", f"paths.data_dir={tmp_path}/data",
-         f"paths.mirror_dir={mirror}", *SMALL],
+        [
+            "train.py",
+            "-m",
+            *args,
+            f"hydra.sweep.dir={sweep}",
+            f"paths.data_dir={tmp_path}/data",
+            f"paths.mirror_dir={mirror}",
+            *SMALL,
+        ],
         cwd=ROOT,
     )
     assert result.returncode == returncode, result.stderr[-3000:]
@@ -36,8 +42,13 @@ def multirun(tmp_path, mirror, *args, returncode=0):
 def test_multirun_two_jobs(tmp_path, mirror):
     sweep = tmp_path / "sweep"
     args = [
-        "train.py", "-m", "seed=0,1", f"hydra.sweep.dir={sweep}", f"paths.data_dir={tmp_path}/data",
-        f"paths.mirror_dir={mirror}", *SMALL,
+        "train.py",
+        "-m",
+        "seed=0,1",
+        f"hydra.sweep.dir={sweep}",
+        f"paths.data_dir={tmp_path}/data",
+        f"paths.mirror_dir={mirror}",
+        *SMALL,
     ]
     result = run_cli(args, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -53,8 +64,11 @@ def test_grid_multirun_and_summary_means(tmp_path, mirror):
     rows = summarize(sweep)
     assert [(r["encoder"], r["runs"]) for r in rows] == [("gcn", 2), ("sage", 2)]
     for row in rows:
-        nmis = [json.loads(p.read_text())["nmi"] for p in sweep.glob("*/metrics.json")
-                if json.loads(p.read_text())["encoder"] == row["encoder"]]
+        nmis = [
+            json.loads(p.read_text())["nmi"]
+            for p in sweep.glob("*/metrics.json")
+            if json.loads(p.read_text())["encoder"] == row["encoder"]
+        ]
         assert row["nmi_mean"] == pytest.approx(statistics.fmean(nmis))
         assert row["nmi_std"] == pytest.approx(statistics.stdev(nmis))
     table = (sweep / "summary.md").read_text().splitlines()
@@ -70,8 +84,16 @@ def test_multirun_with_the_default_sweep_dir_lands_under_the_launch_directory(tm
     # any job's HydraConfig exists (it used to fail with "HydraConfig was not set")
     env = {k: v for k, v in os.environ.items() if k != "GNNGMM_ROOT"}
     result = run_cli(
-        [str(ROOT / "train.py"), "-m", "seed=0,1", f"paths.data_dir={tmp_path}/data", f"paths.mirror_dir={mirror}", *SMALL],
-        cwd=tmp_path, env=env,
+        [
+            str(ROOT / "train.py"),
+            "-m",
+            "seed=0,1",
+            f"paths.data_dir={tmp_path}/data",
+            f"paths.mirror_dir={mirror}",
+            *SMALL,
+        ],
+        cwd=tmp_path,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
@@ -83,7 +105,7 @@ def test_a_failing_job_does_not_stop_the_multirun_which_then_exits_non_zero(tmp_
     sweep = multirun(tmp_path, mirror, "gmm.k=0,7", returncode=1)
     assert len(list(sweep.glob("*/metrics.json"))) == 1, "the job after the failed one ran"
     failed = next(sweep.glob("*/failure.json"))
-    assert f"1 job(s) of this multirun failed" in multirun.stderr and str(failed) in multirun.stderr
+    assert "1 job(s) of this multirun failed" in multirun.stderr and str(failed) in multirun.stderr
     failure = json.loads(failed.read_text())
     assert failure["error"] == "InputError" and "gmm.k (n_clusters) must be >= 1" in failure["message"]
     summarize(sweep)
@@ -109,7 +131,11 @@ def test_optuna_preset_runs_trials_on_an_unsupervised_objective(tmp_path, mirror
 
 
 def _sweep_presets() -> list[tuple[str, str]]:
-    return [(group, p.stem) for group in ("hparams_search", "launcher") for p in sorted((ROOT / "conf" / group).glob("*.yaml"))]
+    return [
+        (group, p.stem)
+        for group in ("hparams_search", "launcher")
+        for p in sorted((ROOT / "conf" / group).glob("*.yaml"))
+    ]
 
 
 @pytest.mark.slow  # composes every preset with its Hydra plugins
@@ -122,14 +148,24 @@ def test_every_sweep_preset_composes_with_the_plugins_the_readme_installs(group,
 
     GlobalHydra.instance().clear()
     with initialize_config_module("gnngmm.conf", version_base="1.3"):
-        cfg = compose("train", overrides=[f"{group}={name}", "hparams_search=optuna" if group == "launcher" else "seed=0"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "train",
+            overrides=[f"{group}={name}", "hparams_search=optuna" if group == "launcher" else "seed=0"],
+            return_hydra_config=True,
+        )
     GlobalHydra.instance().clear()
     install = re.search(r"^install:\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M).group(1)
     extras = set(re.findall(r'-e "?\.\[([\w,]+)\]', install)[0].split(","))
-    installed = {r.split(";")[0].split(">")[0].split("=")[0].strip() for r in requires("gnngmm")
-                 if any(f'extra == "{e}"' in r for e in extras)}
-    plugins = {"optuna": "hydra-optuna-sweeper", "joblib": "hydra-joblib-launcher", "submitit": "hydra-submitit-launcher"}
+    installed = {
+        r.split(";")[0].split(">")[0].split("=")[0].strip()
+        for r in requires("gnngmm")
+        if any(f'extra == "{e}"' in r for e in extras)
+    }
+    plugins = {
+        "optuna": "hydra-optuna-sweeper",
+        "joblib": "hydra-joblib-launcher",
+        "submitit": "hydra-submitit-launcher",
+    }
     targets = f"{cfg.hydra.sweeper._target_} {cfg.hydra.launcher._target_}".lower()
     for key, package in plugins.items():
         if key in targets:

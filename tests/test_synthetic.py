@@ -9,11 +9,26 @@ def test_presets_have_the_real_sizes_and_scale_in_proportion():
     from gnngmm.data.synthetic import preset
 
     reddit = preset("reddit")
-    assert (reddit["num_nodes"], reddit["num_edges"], reddit["num_features"], reddit["num_blocks"]) == (232_965, 114_615_892, 602, 41)
+    assert (reddit["num_nodes"], reddit["num_edges"], reddit["num_features"], reddit["num_blocks"]) == (
+        232_965,
+        114_615_892,
+        602,
+        41,
+    )
     products = preset("products")
-    assert (products["num_nodes"], products["num_edges"], products["num_features"], products["num_blocks"]) == (2_449_029, 123_718_280, 100, 47)
+    assert (products["num_nodes"], products["num_edges"], products["num_features"], products["num_blocks"]) == (
+        2_449_029,
+        123_718_280,
+        100,
+        47,
+    )
     arxiv = preset("arxiv")
-    assert (arxiv["num_nodes"], arxiv["num_edges"], arxiv["num_features"], arxiv["num_blocks"]) == (169_343, 2_332_486, 128, 40)
+    assert (arxiv["num_nodes"], arxiv["num_edges"], arxiv["num_features"], arxiv["num_blocks"]) == (
+        169_343,
+        2_332_486,
+        128,
+        40,
+    )
     quarter = preset("reddit", 0.25)
     assert quarter["num_nodes"] == round(232_965 / 4) and quarter["num_edges"] % 2 == 0
     assert abs(quarter["num_edges"] / quarter["num_nodes"] - 114_615_892 / 232_965) < 0.01

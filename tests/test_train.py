@@ -8,14 +8,14 @@ import os
 
 import pytest
 import torch
+from conftest import ROOT, SMALL, run_cli
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
+from raw_fixtures import graph, write_planetoid
 
-from conftest import ROOT, SMALL, run_cli
 from gnngmm.errors import InputError
 from gnngmm.mixture.criteria import knee
 from gnngmm.train import train
-from raw_fixtures import graph, write_planetoid
 
 
 def experiment_names() -> list[str]:
@@ -25,11 +25,15 @@ def experiment_names() -> list[str]:
 # one variant in the fast suite, the others slow (a training run each)
 @pytest.mark.parametrize(
     "overrides",
-    [pytest.param(["encoder=gat", "encoder.heads=2"], marks=pytest.mark.slow),
-     pytest.param(["encoder=sage"], marks=pytest.mark.slow), ["gmm.covariance_type=diag"],
-     pytest.param(["encoder=sgc"], marks=pytest.mark.slow), pytest.param(["objective=grace"], marks=pytest.mark.slow),
-     pytest.param(["objective=gae"], marks=pytest.mark.slow),
-     pytest.param(["gmm.covariance_type=spherical", "seed=3"], marks=pytest.mark.slow)],
+    [
+        pytest.param(["encoder=gat", "encoder.heads=2"], marks=pytest.mark.slow),
+        pytest.param(["encoder=sage"], marks=pytest.mark.slow),
+        ["gmm.covariance_type=diag"],
+        pytest.param(["encoder=sgc"], marks=pytest.mark.slow),
+        pytest.param(["objective=grace"], marks=pytest.mark.slow),
+        pytest.param(["objective=gae"], marks=pytest.mark.slow),
+        pytest.param(["gmm.covariance_type=spherical", "seed=3"], marks=pytest.mark.slow),
+    ],
     ids=lambda o: ",".join(o),
 )
 def test_command_line_variants_run(make_cfg, overrides):
@@ -54,8 +58,14 @@ def test_every_experiment_runs_with_fast_dev_run(make_cfg, name):
 @pytest.mark.slow  # a whole experiment's pipeline (SIGN precompute, MLP)
 def test_ogbn_products_experiment_takes_the_scalable_path(make_cfg):
     pytest.importorskip("ogb")
-    cfg = make_cfg("experiment=ogbn_products", "trainer.max_epochs=2", "loss.finetune_epochs=1", "data.batch_size=128",
-                   "encoder.hidden_channels=32", "encoder.out_channels=16")
+    cfg = make_cfg(
+        "experiment=ogbn_products",
+        "trainer.max_epochs=2",
+        "loss.finetune_epochs=1",
+        "data.batch_size=128",
+        "encoder.hidden_channels=32",
+        "encoder.out_channels=16",
+    )
     assert cfg.data.loader == "nodes" and cfg.data.precompute == "sign" and cfg.encoder.arch == "mlp"
     metrics = train(cfg)
     assert metrics["dataset"] == "ogbn_products" and metrics["num_nodes"] == 400 and metrics["nmi"] > 0.3
@@ -89,7 +99,12 @@ def test_missing_data_without_network_names_dataset_and_dirs(make_cfg, tmp_path,
 
 @pytest.mark.slow  # a subprocess / several processes
 def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, mirror):
-    common = [f"hydra.run.dir={tmp_path}/run", f"paths.data_dir={tmp_path}/data", f"paths.mirror_dir={mirror}", "logger=none"]
+    common = [
+        f"hydra.run.dir={tmp_path}/run",
+        f"paths.data_dir={tmp_path}/data",
+        f"paths.mirror_dir={mirror}",
+        "logger=none",
+    ]
     result = run_cli(["train.py", "gmm.k=0", *common], cwd=ROOT)
     assert result.returncode == 2
     assert "gnngmm: error: gmm.k (n_clusters) must be >= 1, got 0" in result.stderr
@@ -97,13 +112,15 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, mirror):
     too_many = run_cli(["train.py", "gmm.k=561", *common], cwd=ROOT)
     assert too_many.returncode == 2
     assert "gnngmm: error: gmm.k=561 exceeds the number of nodes (560)" in too_many.stderr
-    for arg, line in (("data=nope", "data='nope' is not one of bond_reddit, citeseer, computers, cora"),
-                      ("encoder=nope", "encoder='nope' is not one of gat, gcn, mlp, sage, sgc"),
-                      ("objective=ns4gc,nope", "objective='nope' is not one of cca_ssg, dgi, gae, grace, ns4gc"),
-                      ("gmm.covariance_type=bogus", "gmm.covariance_type='bogus' is not one of"),
-                      ("seed=abc", "seed='abc' is not an integer"),
-                      ("trainer.max_epochs=-1", "trainer.max_epochs=-1 is not an integer >= 1"),
-                      ("data.loader=magic", "data.loader='magic' is not one of full")):
+    for arg, line in (
+        ("data=nope", "data='nope' is not one of bond_reddit, citeseer, computers, cora"),
+        ("encoder=nope", "encoder='nope' is not one of gat, gcn, mlp, sage, sgc"),
+        ("objective=ns4gc,nope", "objective='nope' is not one of cca_ssg, dgi, gae, grace, ns4gc"),
+        ("gmm.covariance_type=bogus", "gmm.covariance_type='bogus' is not one of"),
+        ("seed=abc", "seed='abc' is not an integer"),
+        ("trainer.max_epochs=-1", "trainer.max_epochs=-1 is not an integer >= 1"),
+        ("data.loader=magic", "data.loader='magic' is not one of full"),
+    ):
         bad = run_cli(["train.py", arg, *common], cwd=ROOT)
         assert bad.returncode == 2 and f"gnngmm: error: {line}" in bad.stderr, (arg, bad.stderr[-1500:])
         assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
@@ -196,14 +213,23 @@ def test_data_files_from_the_command_line(make_cfg, tmp_path):
         f.write(f"{ids[0]}\t{ids[0]}\n{ids[b]}\t{ids[a]}\n")  # a self-loop and a duplicate (reversed), dropped
     with open(tmp_path / "labels.csv", "w") as f:
         f.writelines(f"{ids[i]},class-{int(c)}\n" for i, c in enumerate(data.y.tolist()))
-    metrics = train(make_cfg("data=files", f"data.edges={tmp_path / 'edges.tsv'}", f"data.features={tmp_path / 'features.csv'}",
-                             f"data.labels={tmp_path / 'labels.csv'}", "gmm.k=7"))
+    metrics = train(
+        make_cfg(
+            "data=files",
+            f"data.edges={tmp_path / 'edges.tsv'}",
+            f"data.features={tmp_path / 'features.csv'}",
+            f"data.labels={tmp_path / 'labels.csv'}",
+            "gmm.k=7",
+        )
+    )
     assert metrics["dataset"] == "files" and metrics["num_nodes"] == 560 and metrics["nmi"] > 0.5
     assert metrics["num_edges"] == int(keep.sum())
     rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
     assert [r["node"] for r in rows] == ids
     with pytest.raises(InputError, match="gmm.k .*not set"):
-        train(make_cfg("data=files", f"data.edges={tmp_path / 'edges.tsv'}", f"data.features={tmp_path / 'features.csv'}"))
+        train(
+            make_cfg("data=files", f"data.edges={tmp_path / 'edges.tsv'}", f"data.features={tmp_path / 'features.csv'}")
+        )
 
 
 def test_isolated_nodes_get_clustered(make_cfg, tmp_path):
@@ -226,14 +252,26 @@ def test_sigterm_mid_training_then_resume_equals_an_uninterrupted_run(tmp_path, 
     import sys
     import time
 
-    common = [f"paths.data_dir={tmp_path}/data", f"paths.mirror_dir={mirror}", *SMALL, "trainer.max_epochs=200",
-              "num_threads=1", "head.refit_every_n_epochs=1"]
+    common = [
+        f"paths.data_dir={tmp_path}/data",
+        f"paths.mirror_dir={mirror}",
+        *SMALL,
+        "trainer.max_epochs=200",
+        "num_threads=1",
+        "head.refit_every_n_epochs=1",
+    ]
     full = run_cli(["train.py", *common, f"hydra.run.dir={tmp_path}/full"], cwd=ROOT)
     assert full.returncode == 0, full.stderr[-2000:]
     cut = tmp_path / "cut"
     env = dict(os.environ, WANDB_MODE="offline", HYDRA_FULL_ERROR="0")
-    proc = subprocess.Popen([sys.executable, "train.py", *common, f"hydra.run.dir={cut}"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", *common, f"hydra.run.dir={cut}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         history = cut / "history.csv"
