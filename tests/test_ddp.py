@@ -1,5 +1,5 @@
-"""Distributed training: two processes divide the seed nodes and hold one mixture; a full-batch run
-under DDP is refused before training."""
+"""Distributed training: two processes (trainer=ddp_sim) divide the seed nodes and hold one mixture; a
+full-batch run under DDP is refused before training (gnngmm.pipeline)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The embedding transform read in row chunks equals the whole-matrix formulas it replaces."""
+"""The embedding transform (gnngmm.embedding): read in row chunks it equals the whole-matrix formulas;
+wide inputs take a randomised SVD; the rescale keeps cosines and the scale-free pull; states saved
+before it load as fitted; the small eigendecomposition runs on its own thread."""
 
 import pytest
 import torch

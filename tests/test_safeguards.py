@@ -1,4 +1,4 @@
-"""Safeguards (conf/safeguard): each restores what its docstring says, and only then."""
+"""Safeguards (gnngmm.safeguards, conf/safeguard): each restores what its docstring says, and only then."""
 
 from __future__ import annotations
 

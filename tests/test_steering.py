@@ -1,5 +1,5 @@
-"""Steering strategies (conf/steer): each term does what its docstring says, and a new strategy is a
-YAML file naming a class."""
+"""Steering strategies (gnngmm.steering, conf/steer): each term does what its docstring says, and a new
+strategy is a YAML file naming a class."""
 
 from __future__ import annotations
 
