@@ -11,7 +11,6 @@ import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-
 from raw_fixtures import write_mirror
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +27,14 @@ SMALL = [
     "save_pictures=false",
     "save_report=false",
 ]
+# SMALL as estimator arguments, for the tests that call GNNGMM directly
+SMALL_ARGS = dict(
+    trainer={"max_epochs": 2},
+    encoder={"hidden_channels": 32, "out_channels": 32},
+    head={"transform": {"pca_dim": 8}},
+    gmm={"n_init": 1},
+    random_state=0,
+)
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -71,6 +78,30 @@ def make_cfg(tmp_path, mirror):
     GlobalHydra.instance().clear()
 
 
+def assert_same(a, b, where: str = "state") -> None:
+    """Tensors equal exactly (values and dtype), containers by value, key by key."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def without_pyg_extensions(monkeypatch) -> None:
+    """Make PyG believe pyg-lib and torch-sparse are missing: the plain-PyTorch paths run."""
+    import torch_geometric.typing as pyg_typing
+
+    monkeypatch.setattr(pyg_typing, "WITH_PYG_LIB", False)
+    monkeypatch.setattr(pyg_typing, "WITH_TORCH_SPARSE", False)
+
+
 def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: int = 600, env: dict | None = None):
     """Run ``python train.py`` (or another script) as a user would, in a subprocess; ``env``
     replaces this process's environment."""
@@ -78,6 +109,4 @@ def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: 
     import sys
 
     env = dict(os.environ if env is None else env, WANDB_MODE="offline", HYDRA_FULL_ERROR="0", **(env_extra or {}))
-    return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -23,8 +23,17 @@ PLANETOID_STEMS = {"Cora": "cora", "CiteSeer": "citeseer", "PubMed": "pubmed"}
 
 
 def graph(num_nodes=560, blocks=7, features=48, seed=0, **kw) -> Data:
-    return planted_partition(num_nodes, blocks, features, avg_degree=6, homophily=0.9, feature_signal=2.0,
-                             binary_features=True, seed=seed, **kw)
+    return planted_partition(
+        num_nodes,
+        blocks,
+        features,
+        avg_degree=6,
+        homophily=0.9,
+        feature_signal=2.0,
+        binary_features=True,
+        seed=seed,
+        **kw,
+    )
 
 
 def write_planetoid(root: Path, name: str, data: Data, n_train: int = 20, n_test: int = 20) -> Path:
@@ -67,8 +76,14 @@ def write_shchur_npz(path: Path, data: Data) -> Path:
     attr = sp.csr_matrix(data.x.numpy())
     np.savez(
         path,
-        adj_data=adj.data, adj_indices=adj.indices, adj_indptr=adj.indptr, adj_shape=adj.shape,
-        attr_data=attr.data, attr_indices=attr.indices, attr_indptr=attr.indptr, attr_shape=attr.shape,
+        adj_data=adj.data,
+        adj_indices=adj.indices,
+        adj_indptr=adj.indptr,
+        adj_shape=adj.shape,
+        attr_data=attr.data,
+        attr_indices=attr.indices,
+        attr_indptr=attr.indptr,
+        attr_shape=attr.shape,
         labels=data.y.numpy(),
     )
     return path
@@ -80,9 +95,7 @@ def write_reddit(root: Path, data: Data) -> Path:
     raw.mkdir(parents=True, exist_ok=True)
     node_types = np.random.RandomState(0).choice([1, 2, 3], size=data.num_nodes)
     np.savez(raw / "reddit_data.npz", feature=data.x.numpy(), label=data.y.numpy(), node_types=node_types)
-    adj = sp.coo_matrix(
-        (np.ones(data.edge_index.shape[1]), data.edge_index.numpy()), shape=(data.num_nodes,) * 2
-    )
+    adj = sp.coo_matrix((np.ones(data.edge_index.shape[1]), data.edge_index.numpy()), shape=(data.num_nodes,) * 2)
     sp.save_npz(raw / "reddit_graph.npz", adj)
     return raw
 
@@ -138,8 +151,14 @@ def write_ogb(root: Path, name: str, data: Data, labelled: float = 1.0) -> Path:
         label[np.random.RandomState(0).rand(n) >= labelled] = np.nan
     year = np.random.RandomState(1).randint(1990, 2020, size=(n, 1))
     if name == "ogbn-papers100M":
-        np.savez(raw / "data.npz", edge_index=edges, node_feat=data.x.numpy().astype(np.float16),
-                 node_year=year, num_nodes_list=np.array([n]), num_edges_list=np.array([edges.shape[1]]))
+        np.savez(
+            raw / "data.npz",
+            edge_index=edges,
+            node_feat=data.x.numpy().astype(np.float16),
+            node_year=year,
+            num_nodes_list=np.array([n]),
+            num_edges_list=np.array([edges.shape[1]]),
+        )
         np.savez(raw / "node-label.npz", node_label=label)
         return raw
 

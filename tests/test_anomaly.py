@@ -1,50 +1,18 @@
-"""Anomaly detection: injection, scores and baselines in metrics.json, prediction export."""
+"""Anomaly scores (gnngmm.anomaly): the channels and their combination on known answers, and the scores
+and baselines a run reports."""
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
 import torch
 
-from conftest import ROOT, run_cli
-from gnngmm.data.inject import inject_outliers
 from gnngmm.errors import InputError
-from gnngmm.predict import predict
 from gnngmm.train import train
-from raw_fixtures import graph
 
 
-def test_injection_counts_and_structure():
-    data = graph(300, 4, seed=0)
-    out = inject_outliers(data, structural_cliques=3, clique_size=5, contextual=10, candidates=20, seed=1)
-    structural = out.outlier.clone()
-    assert 15 <= int(out.outlier.sum()) <= 25  # 15 clique members + 10 contextual, overlaps count once
-    edges = set(map(tuple, out.edge_index.t().tolist()))
-    assert edges >= set(map(tuple, data.edge_index.t().tolist())), "original edges kept"
-    changed = (out.x != data.x).any(1)
-    assert int(changed.sum()) <= 10 and bool(structural[changed].all())
-    for node in torch.nonzero(changed).flatten().tolist():  # copied from another node
-        assert bool((data.x == out.x[node]).all(1).any())
-    assert out.is_undirected()
-
-
-def test_injection_is_seeded():
-    data = graph(300, 4, seed=0)
-    a = inject_outliers(data, structural_cliques=2, clique_size=6, contextual=5, seed=7)
-    b = inject_outliers(data, structural_cliques=2, clique_size=6, contextual=5, seed=7)
-    c = inject_outliers(data, structural_cliques=2, clique_size=6, contextual=5, seed=8)
-    assert torch.equal(a.outlier, b.outlier) and torch.equal(a.edge_index, b.edge_index) and torch.equal(a.x, b.x)
-    assert not torch.equal(a.outlier, c.outlier)
-
-
-def test_injection_too_large_is_a_clear_error():
-    with pytest.raises(InputError, match="cannot inject 30 cliques of 15"):
-        inject_outliers(graph(300, 4), structural_cliques=30, clique_size=15)
-
-
-@pytest.mark.parametrize("score", ["nll", "nll+neighbor"])
+@pytest.mark.parametrize("score", ["nll", pytest.param("nll+neighbor", marks=pytest.mark.slow)])
 def test_bond_run_reports_anomaly_metrics_and_baselines(make_cfg, tmp_path, score):
     metrics = train(make_cfg("data=inj_cora", f"anomaly_score={score}"))
     for key in ("auroc", "average_precision", "recall_at_k", "degree_auroc", "feature_norm_auroc"):
@@ -59,48 +27,6 @@ def test_unknown_anomaly_score_fails_before_training(make_cfg):
         train(make_cfg("anomaly_score=combind", "trainer.max_epochs=100000"))
 
 
-def test_injection_from_the_command_line_config(make_cfg):
-    metrics = train(make_cfg("data.inject.structural_cliques=2", "data.inject.clique_size=10", "data.inject.contextual=20"))
-    assert "auroc" in metrics and "nmi" in metrics
-    # cliques of 10 random nodes stand out by degree in a sparse graph
-    assert metrics["degree_auroc"] > 0.6
-
-
-def test_predict_export_round_trip(make_cfg, tmp_path):
-    """predict.py on a run's model.ckpt rewrites the run's own predictions.csv exactly; on
-    last.ckpt (the last epoch's state) the same clusters."""
-    metrics = train(make_cfg())
-    out = predict(make_cfg(f"+ckpt_path={tmp_path / 'out' / 'model.ckpt'}", f"+output={tmp_path / 'pred.csv'}",
-                           small=False, config="predict"))
-    assert out.read_bytes() == (tmp_path / "out" / "predictions.csv").read_bytes()
-    rows = list(csv.DictReader(open(out)))
-    assert len(rows) == 560
-    assert list(rows[0]) == ["node", "cluster", "max_responsibility", "entropy", "nll", "anomaly_score",
-                             "channel_contextual", "channel_structural", "is_outlier"]
-    sizes = torch.bincount(torch.tensor([int(r["cluster"]) for r in rows]), minlength=metrics["k"]).tolist()
-    assert sizes == metrics["cluster_sizes"]
-    assert all(0.0 < float(r["max_responsibility"]) <= 1.0 and float(r["entropy"]) >= -1e-9 for r in rows)
-    assert sum(int(r["is_outlier"]) for r in rows) == metrics["outliers_flagged"] == 56  # contamination 0.1
-    last = predict(make_cfg(f"+ckpt_path={tmp_path / 'out' / 'checkpoints' / 'last.ckpt'}",
-                            f"+output={tmp_path / 'last.csv'}", small=False, config="predict"))
-    assert [r["cluster"] for r in csv.DictReader(open(last))] == [r["cluster"] for r in rows]
-
-
-@pytest.mark.slow  # a subprocess / several processes
-def test_predict_errors_are_clear(make_cfg, tmp_path, mirror):
-    missing = run_cli(["predict.py", f"ckpt_path={tmp_path}/nope.ckpt", f"hydra.run.dir={tmp_path}/p"], cwd=ROOT)
-    assert missing.returncode == 2 and "checkpoint not found" in missing.stderr
-    train(make_cfg())
-    ckpt = tmp_path / "out" / "checkpoints" / "last.ckpt"
-    # the reddit fixture has 32 features, the checkpoint's encoder expects 48
-    mismatch = run_cli(
-        ["predict.py", f"ckpt_path={ckpt}", "data=reddit", f"paths.data_dir={tmp_path}/d2", f"paths.mirror_dir={mirror}",
-         f"hydra.run.dir={tmp_path}/p2"],
-        cwd=ROOT,
-    )
-    assert mismatch.returncode == 2 and "does not fit dataset 'reddit'" in mismatch.stderr, mismatch.stderr[-2000:]
-
-
 def test_triangle_counts_known_answer():
     from itertools import combinations
 
@@ -112,10 +38,16 @@ def test_triangle_counts_known_answer():
     assert counts.tolist() == [3.0, 3.0, 3.0, 3.0, 0.0]
 
 
-@pytest.mark.parametrize("score", ["combined", "combined_max"])
+@pytest.mark.parametrize("score", ["combined", pytest.param("combined_max", marks=pytest.mark.slow)])
 def test_combined_score_finds_injected_cliques_and_contexts(make_cfg, score):
-    metrics = train(make_cfg("data.inject.structural_cliques=3", "data.inject.clique_size=10",
-                             "data.inject.contextual=30", f"anomaly_score={score}"))
+    metrics = train(
+        make_cfg(
+            "data.inject.structural_cliques=3",
+            "data.inject.clique_size=10",
+            "data.inject.contextual=30",
+            f"anomaly_score={score}",
+        )
+    )
     assert metrics["auroc"] > 0.85
     assert metrics["auroc"] > metrics["degree_auroc"] and metrics["auroc"] > metrics["feature_norm_auroc"]
 
@@ -126,7 +58,9 @@ def test_tail_p_values_average_ties():
     # ascending average ranks 3.5, 0.5, 3.5, 2, 0.5 of 5: p = (5 - rank) / 5
     p = tail_p_values(torch.tensor([3.0, 1.0, 3.0, 2.0, 1.0]))
     torch.testing.assert_close(p, torch.tensor([1.5, 4.5, 1.5, 3.0, 4.5], dtype=torch.float64) / 5)
-    torch.testing.assert_close(tail_p_values(torch.arange(4.0)), torch.tensor([1.0, 0.75, 0.5, 0.25], dtype=torch.float64))
+    torch.testing.assert_close(
+        tail_p_values(torch.arange(4.0)), torch.tensor([1.0, 0.75, 0.5, 0.25], dtype=torch.float64)
+    )
     torch.testing.assert_close(tail_p_values(torch.zeros(4)), torch.full((4,), 0.625, dtype=torch.float64))
 
 

@@ -1,4 +1,6 @@
-"""The embedding transform read in row chunks equals the whole-matrix formulas it replaces."""
+"""The embedding transform (gnngmm.embedding): read in row chunks it equals the whole-matrix formulas;
+wide inputs take a randomised SVD; the rescale keeps cosines and the scale-free pull; states saved
+before it load as fitted; the small eigendecomposition runs on its own thread."""
 
 import pytest
 import torch
@@ -24,8 +26,13 @@ def _reference(h, pca_dim, standardize, l2, center, rescale=False):
 
 @pytest.mark.parametrize(
     "pca_dim,standardize,l2,center,rescale",
-    [(None, False, True, False, True), (None, False, True, False, False), (None, False, False, True, True),
-     (5, True, True, False, True), (5, False, False, False, False)],
+    [
+        (None, False, True, False, True),
+        (None, False, True, False, False),
+        (None, False, False, True, True),
+        (5, True, True, False, True),
+        (5, False, False, False, False),
+    ],
 )
 def test_chunked_fit_and_transform_equal_the_whole_matrix(pca_dim, standardize, l2, center, rescale):
     g = torch.Generator().manual_seed(0)
@@ -38,6 +45,7 @@ def test_chunked_fit_and_transform_equal_the_whole_matrix(pca_dim, standardize, 
     torch.testing.assert_close(z, t(h.double()), rtol=0, atol=0)  # the same map as the differentiable call
 
 
+@pytest.mark.slow  # a randomised SVD and an exact eigendecomposition of a wide matrix
 def test_wide_inputs_take_a_randomised_svd_that_finds_the_leading_subspace():
     from gnngmm.embedding import RANDOMIZED_MIN_DIM
 
@@ -109,3 +117,17 @@ def test_a_state_saved_before_the_division_loads_as_it_was_fitted():
     loaded = EmbeddingTransform().load_state_dict(state)
     torch.testing.assert_close(loaded(h.double()), EmbeddingTransform(rescale=False).fit(h)(h.double()), rtol=0, atol=0)
     assert loaded.variance_factor == 1.0
+
+
+def test_small_eigh_runs_on_one_thread_without_touching_the_callers_setting(monkeypatch):
+    import threading
+
+    from gnngmm.embedding import symmetric_eigh
+
+    callers = []
+    original = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (callers.append(threading.current_thread()), original(n)))
+    a = torch.randn(50, 6, dtype=torch.float64)
+    values, vectors = symmetric_eigh(a.T @ a)
+    torch.testing.assert_close(vectors @ torch.diag(values) @ vectors.T, a.T @ a)
+    assert callers and threading.main_thread() not in callers, "set_num_threads only in the worker thread"

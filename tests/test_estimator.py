@@ -1,5 +1,6 @@
-"""The estimator: scikit-learn / PyGOD conventions, one source of defaults, the same fit as the CLI,
-labels never read, save/load round trips, and no global state left behind."""
+"""The estimator (gnngmm.estimator, gnngmm.base): scikit-learn / PyGOD conventions, one source of
+defaults, the same fit as the CLI, labels never read, save/load round trips, and no global state
+left behind."""
 
 from __future__ import annotations
 
@@ -11,20 +12,17 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
+from conftest import SMALL_ARGS as SMALL
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
+from raw_fixtures import graph, write_planetoid
 
-from conftest import ROOT
 from gnngmm import GNNGMM
 from gnngmm.data import load_dataset
 from gnngmm.errors import InputError
 from gnngmm.metrics import clustering_metrics
 from gnngmm.train import train
-from raw_fixtures import graph, write_planetoid
-
-# the CLI tests' SMALL overrides, as estimator arguments
-SMALL = dict(trainer={"max_epochs": 2}, encoder={"hidden_channels": 32, "out_channels": 32},
-             head={"transform": {"pca_dim": 8}}, gmm={"n_init": 1}, random_state=0)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -100,7 +98,6 @@ def test_one_source_of_defaults():
 
 def test_scikit_learn_protocol():
     from sklearn.base import clone
-
     from sklearn.exceptions import NotFittedError
 
     model = GNNGMM(5, encoder="sage", loss={"weight": 1.0}, contamination=0.05)
@@ -117,15 +114,21 @@ def test_scikit_learn_protocol():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"n_clusters": 0}, r"gmm.k \(n_clusters\) must be >= 1"), ({"n_clusters": None}, "gmm.k .*is not set"),
-     ({"gmm": {"covariance_type": "bogus"}}, "gmm.covariance_type='bogus' is not one of"),
-     ({"trainer": {"max_epochs": -1}}, "trainer.max_epochs=-1 is not an integer >= 1"),
-     ({"contamination": 0.7}, "contamination=0.7"), ({"encoder": "transformer"}, "encoder='transformer' is not one of .*gcn"),
-     ({"gmm": {"tol2": 1}}, "tol2"), ({"head": {"transform": {"pca": 3}}}, "head.transform: unknown setting"),
-     ({"loss": {"embedding": "both"}}, "loss.embedding='both' is not one of views, clean"),
-     ({"data": {"loader": "magic"}}, "data.loader='magic'"), ({"random_state": "x"}, "seed='x' is not an integer"),
-     ({"safeguard": {"m": {"_target_": "gnngmm.safeguards.KeepBestModularity", "tolerance": 2}}}, "tolerance=2"),
-     ({"n_clusters": 10_000}, "exceeds the number of nodes")],
+    [
+        ({"n_clusters": 0}, r"gmm.k \(n_clusters\) must be >= 1"),
+        ({"n_clusters": None}, "gmm.k .*is not set"),
+        ({"gmm": {"covariance_type": "bogus"}}, "gmm.covariance_type='bogus' is not one of"),
+        ({"trainer": {"max_epochs": -1}}, "trainer.max_epochs=-1 is not an integer >= 1"),
+        ({"contamination": 0.7}, "contamination=0.7"),
+        ({"encoder": "transformer"}, "encoder='transformer' is not one of .*gcn"),
+        ({"gmm": {"tol2": 1}}, "tol2"),
+        ({"head": {"transform": {"pca": 3}}}, "head.transform: unknown setting"),
+        ({"loss": {"embedding": "both"}}, "loss.embedding='both' is not one of views, clean"),
+        ({"data": {"loader": "magic"}}, "data.loader='magic'"),
+        ({"random_state": "x"}, "seed='x' is not an integer"),
+        ({"safeguard": {"m": {"_target_": "gnngmm.safeguards.KeepBestModularity", "tolerance": 2}}}, "tolerance=2"),
+        ({"n_clusters": 10_000}, "exceeds the number of nodes"),
+    ],
 )
 def test_bad_arguments_fail_in_fit_with_one_clear_line(cora, kwargs, message, monkeypatch):
     import lightning
@@ -163,18 +166,23 @@ def test_labels_are_never_read(cora, fitted):
     assert torch.equal(GNNGMM(7, **SMALL).fit(unlabelled).labels_, fitted.labels_)
 
 
+@pytest.mark.slow  # two training runs
 def test_command_line_outputs_do_not_depend_on_labels(make_cfg, tmp_path):
     """predictions.csv and the label-free metrics are byte-identical when the labels are permuted."""
     data = graph(560, 7, seed=0)
     outputs = {}
-    for name, y in (("true", data.y), ("permuted", data.y[torch.randperm(560, generator=torch.Generator().manual_seed(3))])):
+    for name, y in (
+        ("true", data.y),
+        ("permuted", data.y[torch.randperm(560, generator=torch.Generator().manual_seed(3))]),
+    ):
         mirror = tmp_path / f"mirror-{name}"
         labelled = data.clone()
         labelled.y = y
         write_planetoid(mirror / "planetoid", "Cora", labelled)
         out = tmp_path / f"out-{name}"
-        metrics = train(make_cfg(f"paths.mirror_dir={mirror}", f"paths.data_dir={tmp_path / name}",
-                                 f"paths.output_dir={out}"))
+        metrics = train(
+            make_cfg(f"paths.mirror_dir={mirror}", f"paths.data_dir={tmp_path / name}", f"paths.output_dir={out}")
+        )
         outputs[name] = ((out / "predictions.csv").read_bytes(), (out / "history.csv").read_text(), metrics)
     (pred_a, hist_a, m_a), (pred_b, hist_b, m_b) = outputs["true"], outputs["permuted"]
     assert pred_a == pred_b
@@ -208,7 +216,9 @@ def test_a_training_checkpoint_loads_the_same_way(cora, make_cfg, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
     assert final.predict(cora).tolist() == [int(r["cluster"]) for r in rows]
     last = GNNGMM.load(tmp_path / "out" / "checkpoints" / "last.ckpt")  # the last epoch's mixture
-    assert last.n_clusters_ == metrics["k"] and last.trainer["max_epochs"] == 2 and last.encoder["hidden_channels"] == 32
+    assert (
+        last.n_clusters_ == metrics["k"] and last.trainer["max_epochs"] == 2 and last.encoder["hidden_channels"] == 32
+    )
     assert last.predict(cora).shape == (560,)
 
 
@@ -217,8 +227,13 @@ def test_custom_modules_are_accepted_and_saved(cora, tmp_path):
     from gnngmm.objectives import CCASSG
 
     torch.manual_seed(0)
-    model = GNNGMM(4, encoder=GNNEncoder(48, hidden_channels=16, out_channels=8), objective=CCASSG(),
-                   trainer={"max_epochs": 2}, anomaly_score="nll").fit(cora)
+    model = GNNGMM(
+        4,
+        encoder=GNNEncoder(48, hidden_channels=16, out_channels=8),
+        objective=CCASSG(),
+        trainer={"max_epochs": 2},
+        anomaly_score="nll",
+    ).fit(cora)
     path = model.save(tmp_path / "custom.ckpt")
     with pytest.raises(InputError, match="weights_only=False"):
         GNNGMM.load(path)
@@ -243,21 +258,3 @@ def test_a_k_above_a_tenth_of_the_nodes_warns_with_the_memory_it_needs(cora):
 
     with pytest.warns(GNNGMMWarning, match=r"gmm.k=60 is above 10% of the 560 nodes: .* MB"):
         GNNGMM(60, **{**SMALL, "trainer": {"max_epochs": 1}}, anomaly_score="nll").fit(cora)
-
-
-def test_head_variants_script_derives_partitions_from_a_fitted_model(fitted, cora):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("head_variants", ROOT / "scripts" / "head_variants.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    from gnngmm.encoders.propagation import normalized_adjacency
-
-    out = script.variants(fitted, cora, normalized_adjacency(cora.edge_index, cora.num_nodes))
-    assert {"final (as trained)", "warm diag", "fresh isotropic", "embedding smoothed, t=2"} <= set(out)
-    assert all(tuple(pred.shape) == (cora.num_nodes,) for pred in out.values())
-    assert torch.equal(out["final (as trained)"], fitted.predict(cora))
-    agree = {k: float((v == out["final (as trained)"]).float().mean()) for k, v in out.items()}
-    # warm refits keep the components' order, so their partitions line up with the trained one
-    assert min(agree["warm diag"], agree["warm spherical"], agree["warm full"]) > 0.9
-    assert agree["responsibilities smoothed, t=4"] < 1.0  # four smoothing steps move some nodes

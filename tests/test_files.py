@@ -1,4 +1,4 @@
-"""One's own graph from files: formats, id mapping, headers, and one clear line per problem."""
+"""One's own graph from files (gnngmm.data.files): formats, id mapping, headers, and one clear line per problem."""
 
 from __future__ import annotations
 

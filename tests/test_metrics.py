@@ -1,4 +1,4 @@
-"""Metrics on cases with known answers."""
+"""Metrics (gnngmm.metrics) on cases with known answers."""
 
 from __future__ import annotations
 

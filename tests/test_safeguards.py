@@ -1,4 +1,4 @@
-"""Safeguards (conf/safeguard): each restores what its docstring says, and only then."""
+"""Safeguards (gnngmm.safeguards, conf/safeguard): each restores what its docstring says, and only then."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ def test_a_run_whose_partition_falls_continues_from_its_best_refit(make_cfg, mon
 
     snapshots = []
     original = modularity.encoder_copy
-    monkeypatch.setattr(modularity, "encoder_copy", lambda m: snapshots.append({"encoder": original(m)}) or
-                        snapshots[-1]["encoder"])
+    monkeypatch.setattr(
+        modularity, "encoder_copy", lambda m: snapshots.append({"encoder": original(m)}) or snapshots[-1]["encoder"]
+    )
     _fake_modularity(monkeypatch, [0.5, 0.7, 0.6, 0.3])  # refits at epochs 0..3: the best is epoch 1
     cfg = make_cfg("trainer.max_epochs=4", "head.refit_every_n_epochs=1", "~safeguard.silhouette")
     metrics = train(cfg)
@@ -37,6 +38,7 @@ def test_a_run_whose_partition_falls_continues_from_its_best_refit(make_cfg, mon
         torch.testing.assert_close(value, best[name])
 
 
+@pytest.mark.slow  # two training runs
 def test_a_run_that_only_wobbles_is_left_alone(make_cfg, monkeypatch):
     from gnngmm.train import train
 
@@ -48,6 +50,7 @@ def test_a_run_that_only_wobbles_is_left_alone(make_cfg, monkeypatch):
     assert guarded["nmi"] == plain["nmi"] and guarded["gmm_log_likelihood"] == plain["gmm_log_likelihood"]
 
 
+@pytest.mark.slow  # two training runs
 def test_partitions_that_do_not_follow_the_graph_are_left_alone(make_cfg, monkeypatch):
     """All refits under 0.1 (a bipartite graph's): a relative fall of 106% between numbers near zero is
     no decline to go back from (BOND Reddit's seed 0, docs/experiments.md 21)."""
@@ -87,6 +90,7 @@ def test_blurring_clusters_start_the_gmm_phase_from_the_best_pretraining_encoder
         def embed(self, data):
             encoders.append({k: v.clone() for k, v in self.encoder.state_dict().items()})
             return original(self, data)
+
         return embed
 
     def recording_refit(self, h, *, fresh=False):
@@ -108,6 +112,7 @@ def test_blurring_clusters_start_the_gmm_phase_from_the_best_pretraining_encoder
     assert any((restored[n] != seen[2][0][n]).any() for n in restored)  # not the encoder it replaced
 
 
+@pytest.mark.slow  # six epochs with refits
 def test_after_going_back_the_modularity_safeguard_ignores_the_discarded_refits(make_cfg, monkeypatch):
     """Epoch 2's refit (discarded: the phase starts from epoch 1's encoder) had the best modularity;
     the run must not end by going back to it."""
@@ -119,17 +124,23 @@ def test_after_going_back_the_modularity_safeguard_ignores_the_discarded_refits(
     assert metrics["restored_epoch"] == 1
 
 
+@pytest.mark.slow  # two training runs
 def test_a_silhouette_that_only_dips_is_left_alone(make_cfg, monkeypatch):
     from gnngmm.train import train
 
     _fake_silhouette(monkeypatch, [0.5, 0.7, 0.6])  # 14% under the best: within 25%
     guarded = train(make_cfg(*SILHOUETTE_RUN))
-    plain = train(make_cfg("trainer.max_epochs=5", "head.refit_every_n_epochs=1", "loss.start_epoch=3",
-                           "safeguard=none", "overwrite=true"))
+    plain = train(
+        make_cfg(
+            "trainer.max_epochs=5",
+            "head.refit_every_n_epochs=1",
+            "loss.start_epoch=3",
+            "safeguard=none",
+            "overwrite=true",
+        )
+    )
     assert guarded["restored_epoch"] is None
     assert guarded["nmi"] == plain["nmi"] and guarded["gmm_log_likelihood"] == plain["gmm_log_likelihood"]
-
-
 
 
 def test_tolerances_must_be_shares(make_cfg):

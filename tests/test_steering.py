@@ -1,5 +1,5 @@
-"""Steering strategies (conf/steer): each term does what its docstring says, and a new strategy is a
-YAML file naming a class."""
+"""Steering strategies (gnngmm.steering, conf/steer): each term does what its docstring says, and a new
+strategy is a YAML file naming a class."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def one_hot(labels, k):
 def test_pairs_in_one_component_weigh_nothing_and_pairs_apart_weigh_one():
     r = one_hot([0, 0, 1], 2)
     w = different_component_weights(r, r)
-    torch.testing.assert_close(w, torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]], dtype=torch.float64))
+    torch.testing.assert_close(
+        w, torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]], dtype=torch.float64)
+    )
     soft = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
     assert float(different_component_weights(soft, soft)) == pytest.approx(0.5)
 
@@ -104,6 +106,7 @@ def test_an_unknown_steer_fails_with_one_line():
         GNNGMM(3, steer="bogus").settings()
 
 
+@pytest.mark.slow  # two training runs per strategy
 @pytest.mark.parametrize("steer", ["false_negatives", "contrast", "self_training", "dilation"])
 def test_every_steer_trains_and_changes_the_run(make_cfg, steer):
     from gnngmm.train import train
@@ -115,14 +118,14 @@ def test_every_steer_trains_and_changes_the_run(make_cfg, steer):
     assert steered["gmm_log_likelihood"] != plain["gmm_log_likelihood"]
 
 
+@pytest.mark.slow  # two training runs
 def test_steering_can_start_before_the_gmm_term(make_cfg):
     """steer.start_epoch: the head steers from that epoch on, with the NLL term still off."""
     from gnngmm.train import train
 
     common = ("trainer.max_epochs=4", "head.refit_every_n_epochs=1", "loss.start_epoch=4", "gmm.kmeans_n_init=3")
     plain = train(make_cfg(*common, "steer=self_training"))  # the term never starts: no steering
-    early = train(make_cfg(*common, "steer=self_training", "steer.start_epoch=1", "steer.weight=5.0",
-                           "overwrite=true"))
+    early = train(make_cfg(*common, "steer=self_training", "steer.start_epoch=1", "steer.weight=5.0", "overwrite=true"))
     assert early["gmm_log_likelihood"] != plain["gmm_log_likelihood"]
 
 
@@ -146,13 +149,16 @@ def test_edge_drop_scale_follows_the_chance_that_an_edge_joins_two_components():
     torch.testing.assert_close(edge_drop_scale(resp, edge_index, 0.5).mean(), torch.tensor(1.0))
 
 
+@pytest.mark.slow  # a training run and two refused ones
 def test_augment_drops_edges_between_components_and_needs_the_full_batch(make_cfg):
     from gnngmm.train import train
 
     metrics = train(make_cfg("steer=augment", "trainer.max_epochs=4", "loss.finetune_epochs=2"))
     assert metrics["nmi"] > 0.3
-    for bad, match in (("steer.weight=1.5", "steer.weight=1.5 is not a share in"),
-                       ("data.loader=neighbor", "steer=ComponentAugment needs every node's responsibilities")):
+    for bad, match in (
+        ("steer.weight=1.5", "steer.weight=1.5 is not a share in"),
+        ("data.loader=neighbor", "steer=ComponentAugment needs every node's responsibilities"),
+    ):
         with pytest.raises(InputError, match=match):
             train(make_cfg("steer=augment", bad, "overwrite=true"))
 
@@ -170,6 +176,7 @@ def test_edge_mask_drops_each_edge_at_its_scaled_rate():
     torch.testing.assert_close(kept[1:], torch.tensor([0.7, 0.4]), atol=0.02, rtol=0)
 
 
+@pytest.mark.slow  # two training runs per objective
 @pytest.mark.parametrize("objective", ["dgi", "gae"])
 def test_dilation_steers_objectives_without_two_views(make_cfg, objective):
     from gnngmm.train import train
@@ -187,11 +194,19 @@ def test_a_strategy_added_as_a_yaml_file_runs_without_touching_the_module(make_c
 
     conf = tmp_path / "myconf"
     (conf / "steer").mkdir(parents=True)
-    (conf / "steer" / "pull_apart.yaml").write_text("_target_: custom_steering.PullApart\nweight: 2.0\nstart_epoch: 1\n")
+    (conf / "steer" / "pull_apart.yaml").write_text(
+        "_target_: custom_steering.PullApart\nweight: 2.0\nstart_epoch: 1\n"
+    )
     import custom_steering
 
     custom_steering.CALLS.clear()
-    metrics = train(make_cfg(f"hydra.searchpath=[file://{conf}]", "steer=pull_apart", "trainer.max_epochs=3",
-                             "head.refit_every_n_epochs=1"))
+    metrics = train(
+        make_cfg(
+            f"hydra.searchpath=[file://{conf}]",
+            "steer=pull_apart",
+            "trainer.max_epochs=3",
+            "head.refit_every_n_epochs=1",
+        )
+    )
     assert custom_steering.CALLS and min(custom_steering.CALLS) == 1, "active from epoch 1 on"
     assert metrics["nmi"] > 0.3

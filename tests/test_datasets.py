@@ -1,17 +1,17 @@
-"""Datasets: mirror copy, PyG loaders on raw-format fixtures, BOND files, input validation."""
+"""Datasets (gnngmm.data.datasets, gnngmm.data.bond): the mirror copy, PyG's and OGB's loaders on
+raw-format fixtures, BOND files, and one clear line for a missing, broken or bad graph."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from raw_fixtures import graph, write_planetoid
 from torch_geometric.data import Data
 
 from gnngmm.data import GraphDataModule, load_dataset
 from gnngmm.data.datasets import validate_graph
-from gnngmm.data.transforms import normalize_features
 from gnngmm.errors import InputError
 from gnngmm.train import train
-from raw_fixtures import graph, write_planetoid
 
 
 def test_mirror_files_are_copied_into_a_writable_data_dir(tmp_path, mirror):
@@ -25,7 +25,14 @@ def test_mirror_files_are_copied_into_a_writable_data_dir(tmp_path, mirror):
 
 @pytest.mark.parametrize(
     "name, nodes, classes",
-    [("pubmed", 560, 3), ("citeseer", 560, 6), ("reddit", 400, 41), ("photo", 200, 8), ("cs", 300, 15), ("physics", 200, 5)],
+    [
+        ("pubmed", 560, 3),
+        ("citeseer", 560, 6),
+        ("reddit", 400, 41),
+        ("photo", 200, 8),
+        ("cs", 300, 15),
+        ("physics", 200, 5),
+    ],
 )
 def test_pyg_loaders_read_raw_format_fixtures(tmp_path, mirror, name, nodes, classes):
     data = load_dataset(name, tmp_path / "data", mirror)
@@ -38,6 +45,24 @@ def test_bond_loader_marks_outliers(tmp_path, mirror):
     data = load_dataset("inj_cora", tmp_path / "data", mirror)
     assert data.outlier.dtype == torch.bool and int(data.outlier.sum()) == 20
     assert getattr(data, "y", None) is None, "no clustering labels on BOND graphs"
+
+
+@pytest.mark.parametrize("name, classes", [("ogbn_arxiv", 40), ("ogbn_products", 47), ("ogbn_papers100m", 17)])
+def test_ogb_loaders_read_raw_format_fixtures(tmp_path, mirror, name, classes):
+    pytest.importorskip("ogb")
+    from gnngmm.data import load_dataset
+
+    data = load_dataset(name, tmp_path / "data", mirror)
+    assert data.num_nodes == 400 and data.x.shape == (400, 16) and data.y.dtype == torch.long
+    labelled = data.y >= 0
+    if name == "ogbn_papers100m":  # NaN labels in OGB's file -> -1, skipped by the metrics
+        assert 0.3 < float(labelled.double().mean()) < 0.7
+    else:
+        assert bool(labelled.all())
+    assert int(data.y[labelled].max()) < classes
+    dm = GraphDataModule(name, str(tmp_path / "data"), str(mirror))
+    dm.setup()
+    assert dm.data.is_undirected()  # arxiv / papers100M store one direction: symmetrised on setup
 
 
 def test_unknown_dataset(tmp_path):
@@ -67,55 +92,13 @@ def test_nan_features_stop_a_run_before_training(make_cfg, tmp_path, mirror):
         train(make_cfg(f"paths.mirror_dir={bad_mirror}", f"paths.data_dir={tmp_path / 'bad-data'}"))
 
 
-def test_isolated_nodes_get_clustered(make_cfg, tmp_path):
-    data = graph(560, 7, seed=1)
-    isolated = torch.arange(500, 520)
-    keep = ~(torch.isin(data.edge_index[0], isolated) | torch.isin(data.edge_index[1], isolated))
-    data.edge_index = data.edge_index[:, keep]
-    iso_mirror = tmp_path / "iso"
-    write_planetoid(iso_mirror / "planetoid", "Cora", data)
-    metrics = train(make_cfg(f"paths.mirror_dir={iso_mirror}", f"paths.data_dir={tmp_path / 'iso-data'}"))
-    assert sum(metrics["cluster_sizes"]) == 560
-    assert metrics["nmi"] > 0.5
-    assert torch.isfinite(torch.tensor(metrics["gmm_log_likelihood"]))
-
-
-def test_feature_normalisations():
-    x = torch.tensor([[1.0, 3.0], [0.0, 0.0], [2.0, 2.0]])
-    torch.testing.assert_close(normalize_features(x, "row"), torch.tensor([[0.25, 0.75], [0.0, 0.0], [0.5, 0.5]]))
-    standard = normalize_features(x, "standard")
-    torch.testing.assert_close(standard.mean(0), torch.zeros(2), atol=1e-6, rtol=0)
-    torch.testing.assert_close(normalize_features(x, "l2").norm(dim=1), torch.tensor([1.0, 0.0, 1.0]))
-    with pytest.raises(InputError, match="'cube'"):
-        normalize_features(x, "cube")
-
-
-def test_datamodule_full_batch_yields_the_whole_graph(tmp_path, mirror):
-    dm = GraphDataModule("cora", str(tmp_path / "d"), str(mirror), normalize_features="row")
-    dm.setup()
-    batches = list(dm.train_dataloader())
-    assert len(batches) == 1 and batches[0].num_nodes == 560
-    sums = batches[0].x.sum(1)
-    assert int((sums > 0).sum()) > 500
-    torch.testing.assert_close(sums[sums > 0], torch.ones(int((sums > 0).sum())))  # row-normalised
-
-
-def test_stored_self_loops_are_removed(tmp_path):
-    data = graph(60, 3, seed=2)
-    loops = torch.arange(60).repeat(2, 1)  # BOND reddit stores one on every node
-    with_loops = Data(x=data.x, edge_index=torch.cat([data.edge_index, loops], dim=1), num_nodes=60)
-    dm = GraphDataModule("toy", str(tmp_path), data=with_loops)
-    dm.setup()
-    ei = dm.data.edge_index
-    assert not bool((ei[0] == ei[1]).any())
-    assert set(map(tuple, ei.t().tolist())) == set(map(tuple, data.edge_index.t().tolist()))
-
-
 def test_a_truncated_processed_file_is_rebuilt_from_the_raw_files(tmp_path, mirror, caplog):
     import logging
 
     load_dataset("cora", tmp_path / "data", mirror)
-    (processed,) = [p for p in (tmp_path / "data" / "planetoid" / "Cora" / "processed").iterdir() if p.name.startswith("data")]
+    (processed,) = [
+        p for p in (tmp_path / "data" / "planetoid" / "Cora" / "processed").iterdir() if p.name.startswith("data")
+    ]
     processed.write_bytes(processed.read_bytes()[:100])
     with caplog.at_level(logging.WARNING, logger="gnngmm.data.datasets"):
         data = load_dataset("cora", tmp_path / "data", mirror)
@@ -132,3 +115,41 @@ def test_a_read_only_data_dir_says_it_must_be_writable(tmp_path, mirror, monkeyp
     monkeypatch.setattr(shutil, "copy2", read_only)
     with pytest.raises(InputError, match=r"paths.data_dir=.* must be writable \(Read-only file system\)"):
         load_dataset("cora", tmp_path / "ro", mirror)
+
+
+def test_ogb_missing_files_name_the_directory(tmp_path, monkeypatch):
+    pytest.importorskip("ogb")
+    from gnngmm.data import load_dataset
+    from gnngmm.errors import InputError
+
+    with pytest.raises(InputError) as err:
+        load_dataset("ogbn_arxiv", tmp_path / "data", tmp_path / "no-mirror", download=False)
+    assert str(tmp_path / "data" / "ogb" / "ogbn_arxiv" / "raw") in str(err.value)
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    with pytest.raises(InputError) as err:
+        load_dataset("ogbn_products", tmp_path / "data", tmp_path / "no-mirror")
+    message = str(err.value)
+    assert "ogbn_products" in message and str(tmp_path / "data" / "ogb" / "ogbn_products" / "raw") in message
+
+
+def test_ogb_without_the_package_is_one_clear_line(tmp_path, mirror, monkeypatch):
+    import builtins
+
+    from gnngmm.data import load_dataset
+    from gnngmm.errors import InputError
+
+    real_import = builtins.__import__
+
+    def no_ogb(name, *args, **kwargs):
+        if name == "ogb" or name.startswith("ogb."):
+            raise ImportError("No module named 'ogb'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ogb)
+    with pytest.raises(InputError, match=r"pip install ogb") as err:
+        load_dataset("ogbn_arxiv", tmp_path / "data", mirror)
+    assert "\n" not in str(err.value)
