@@ -26,13 +26,32 @@ ROOT = Path(__file__).resolve().parents[1]
 def run(processes: int, args, out: Path) -> dict:
     trainer = ["trainer=ddp_sim", f"trainer.devices={processes}"] if processes > 1 else ["trainer.devices=1"]
     if args.accelerator == "gpu":
-        trainer = ["trainer=ddp", f"trainer.devices={processes}", "trainer.strategy=ddp_spawn"] if processes > 1 else ["trainer=gpu"]
+        trainer = (
+            ["trainer=ddp", f"trainer.devices={processes}", "trainer.strategy=ddp_spawn"]
+            if processes > 1
+            else ["trainer=gpu"]
+        )
     cmd = [
-        sys.executable, "train.py", *trainer, "data=planted", f"data.planted.num_nodes={args.nodes}", "data.num_classes=8",
-        f"data.planted.avg_degree={args.degree}", "data.loader=neighbor", f"data.batch_size={args.batch_size}",
-        "data.num_neighbors=[10,5]", f"trainer.max_epochs={args.epochs}", "head.refit_every_n_epochs=1000",
-        "loss.finetune_epochs=1", "logger=csv", "callbacks=none", "save_pictures=false", "anomaly_score=nll",
-        "trainer.enable_progress_bar=false", f"num_threads={args.threads}", f"hydra.run.dir={out}",
+        sys.executable,
+        "train.py",
+        *trainer,
+        "data=planted",
+        f"data.planted.num_nodes={args.nodes}",
+        "data.num_classes=8",
+        f"data.planted.avg_degree={args.degree}",
+        "data.loader=neighbor",
+        f"data.batch_size={args.batch_size}",
+        "data.num_neighbors=[10,5]",
+        f"trainer.max_epochs={args.epochs}",
+        "head.refit_every_n_epochs=1000",
+        "loss.finetune_epochs=1",
+        "logger=csv",
+        "callbacks=none",
+        "save_pictures=false",
+        "anomaly_score=nll",
+        "trainer.enable_progress_bar=false",
+        f"num_threads={args.threads}",
+        f"hydra.run.dir={out}",
     ]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:
@@ -40,7 +59,11 @@ def run(processes: int, args, out: Path) -> dict:
     rows = list(csv.DictReader(open(next((out / "csv").rglob("metrics.csv")))))
     epochs = [float(r["time/epoch_seconds"]) for r in rows if r.get("time/epoch_seconds")]
     metrics = json.loads((out / "metrics.json").read_text())
-    return {"processes": processes, "epoch_seconds": round(statistics.median(epochs), 3), "nmi": round(metrics["nmi"], 4)}
+    return {
+        "processes": processes,
+        "epoch_seconds": round(statistics.median(epochs), 3),
+        "nmi": round(metrics["nmi"], 4),
+    }
 
 
 def main(argv=None) -> dict:
@@ -54,8 +77,15 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bench_ddp_"))
     one, two = run(1, args, tmp / "one"), run(2, args, tmp / "two")
-    result = {"nodes": args.nodes, "batch_size": args.batch_size, "accelerator": args.accelerator, "threads": args.threads,
-              "one_process": one, "two_processes": two, "speed_up": round(one["epoch_seconds"] / two["epoch_seconds"], 2)}
+    result = {
+        "nodes": args.nodes,
+        "batch_size": args.batch_size,
+        "accelerator": args.accelerator,
+        "threads": args.threads,
+        "one_process": one,
+        "two_processes": two,
+        "speed_up": round(one["epoch_seconds"] / two["epoch_seconds"], 2),
+    }
     print(json.dumps(result), flush=True)
     return result
 

@@ -99,8 +99,11 @@ def main(argv=None) -> dict:
     if args.covariance_type != "full":
         raise SystemExit("the benchmark compares full covariances")
     init = dict(weights_init=weights, means_init=means, precisions_init=precisions, max_iter=args.iters, tol=0.0)
-    print(f"N={args.n} d={args.d} K={args.k} full covariance, {args.iters} EM iterations, "
-          f"{torch.get_num_threads()} torch threads", flush=True)
+    print(
+        f"N={args.n} d={args.d} K={args.k} full covariance, {args.iters} EM iterations, "
+        f"{torch.get_num_threads()} torch threads",
+        flush=True,
+    )
 
     device = torch.device(args.device)
     x_t = torch.as_tensor(x, dtype=getattr(torch, args.dtype), device=device)
@@ -116,12 +119,21 @@ def main(argv=None) -> dict:
             torch.cuda.synchronize()
         t_ours = time.perf_counter() - start
     peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
-    print(f"gnngmm : {t_ours:8.2f} s  ({t_ours / args.iters:.3f} s/iter)  lower bound {ours.lower_bound_:.10f}  "
-          f"peak +{mem_ours.extra_mb:.0f} MB RSS" + (f", {peak_gpu:.0f} MB GPU" if peak_gpu else ""), flush=True)
+    print(
+        f"gnngmm : {t_ours:8.2f} s  ({t_ours / args.iters:.3f} s/iter)  lower bound {ours.lower_bound_:.10f}  "
+        f"peak +{mem_ours.extra_mb:.0f} MB RSS" + (f", {peak_gpu:.0f} MB GPU" if peak_gpu else ""),
+        flush=True,
+    )
 
     result = {
-        "n": args.n, "d": args.d, "k": args.k, "iters": args.iters, "device": str(device), "dtype": args.dtype,
-        "seconds_ours": round(t_ours, 3), "peak_mb_ours": round(mem_ours.extra_mb, 1),
+        "n": args.n,
+        "d": args.d,
+        "k": args.k,
+        "iters": args.iters,
+        "device": str(device),
+        "dtype": args.dtype,
+        "seconds_ours": round(t_ours, 3),
+        "peak_mb_ours": round(mem_ours.extra_mb, 1),
         "peak_gpu_mb_ours": None if peak_gpu is None else round(peak_gpu, 1),
         "lower_bound_ours": ours.lower_bound_,
     }
@@ -134,13 +146,19 @@ def main(argv=None) -> dict:
             start = time.perf_counter()
             ref.fit(x)
             t_sk = time.perf_counter() - start
-        print(f"sklearn: {t_sk:8.2f} s  ({t_sk / args.iters:.3f} s/iter)  lower bound {ref.lower_bound_:.10f}  "
-              f"peak +{mem_sk.extra_mb:.0f} MB RSS", flush=True)
+        print(
+            f"sklearn: {t_sk:8.2f} s  ({t_sk / args.iters:.3f} s/iter)  lower bound {ref.lower_bound_:.10f}  "
+            f"peak +{mem_sk.extra_mb:.0f} MB RSS",
+            flush=True,
+        )
         rel = abs(ours.lower_bound_ - ref.lower_bound_) / abs(ref.lower_bound_)
         mean_rel = float(np.abs(ours.means_.cpu().numpy() - ref.means_).max() / np.abs(ref.means_).max())
         result.update(
-            seconds_sklearn=round(t_sk, 3), peak_mb_sklearn=round(mem_sk.extra_mb, 1),
-            speedup=round(t_sk / t_ours, 2), ll_rel_diff=float(f"{rel:.3e}"), means_rel_diff=float(f"{mean_rel:.3e}"),
+            seconds_sklearn=round(t_sk, 3),
+            peak_mb_sklearn=round(mem_sk.extra_mb, 1),
+            speedup=round(t_sk / t_ours, 2),
+            ll_rel_diff=float(f"{rel:.3e}"),
+            means_rel_diff=float(f"{mean_rel:.3e}"),
         )
         print(f"speedup {t_sk / t_ours:.2f}x at log-likelihood relative difference {rel:.1e}", flush=True)
     else:

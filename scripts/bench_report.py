@@ -72,8 +72,8 @@ def main(argv=None) -> dict:
     from gnngmm.estimator import GNNGMM
     from gnngmm.explain import explain_model
     from gnngmm.loggers import resolved_config
-    from gnngmm.report import write_report, write_tables
     from gnngmm.pipeline import instantiate_component
+    from gnngmm.report import write_report, write_tables
     from gnngmm.train import estimator_arguments
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

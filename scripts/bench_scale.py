@@ -1,9 +1,11 @@
 """Scale benchmark: planted graphs of the mission's true sizes through the real pipeline (``train(cfg)``).
 
-    python scripts/bench_scale.py                          # --preset reddit: 232,965 nodes, 114,615,892 directed edges, 602 features, 41 blocks
-    python scripts/bench_scale.py --preset products        # 2,449,029 nodes, 123,718,280 directed edges, 100 features, 47 blocks
-    python scripts/bench_scale.py --preset arxiv           # 169,343 nodes, 2,332,486 directed edges, 128 features, 40 blocks
-    python scripts/bench_scale.py --scale 0.25             # a preset shrunk in proportion (same mean degree)
+    python scripts/bench_scale.py                    # --preset reddit: 232,965 nodes, 114,615,892 directed edges,
+                                                     #   602 features, 41 blocks
+    python scripts/bench_scale.py --preset products  # 2,449,029 nodes, 123,718,280 directed edges, 100 features,
+                                                     #   47 blocks
+    python scripts/bench_scale.py --preset arxiv     # 169,343 nodes, 2,332,486 directed edges, 128 features, 40 blocks
+    python scripts/bench_scale.py --scale 0.25       # a preset shrunk in proportion (same mean degree)
     python scripts/bench_scale.py --encoder gat --epochs 1 # a message-passing encoder on the neighbour loader
     python scripts/bench_scale.py --device cuda
     python scripts/bench_scale.py --nodes 3000 --edges 60000 --features 32 --blocks 5   # CI size
@@ -52,9 +54,15 @@ def _rss_mb() -> float:
 
 def graph_params(args) -> dict:
     p = preset(args.preset, args.scale)
-    for arg, key in (("nodes", "num_nodes"), ("edges", "num_edges"), ("features", "num_features"),
-                     ("blocks", "num_blocks"), ("homophily", "homophily"), ("signal", "feature_signal"),
-                     ("degree_sigma", "degree_sigma")):
+    for arg, key in (
+        ("nodes", "num_nodes"),
+        ("edges", "num_edges"),
+        ("features", "num_features"),
+        ("blocks", "num_blocks"),
+        ("homophily", "homophily"),
+        ("signal", "feature_signal"),
+        ("degree_sigma", "degree_sigma"),
+    ):
         if getattr(args, arg) is not None:
             p[key] = getattr(args, arg)
     return p
@@ -62,33 +70,61 @@ def graph_params(args) -> dict:
 
 def overrides_for(args, p: dict, out: Path) -> list[str]:
     planted = [
-        "data=planted", "data.planted.generator=dcsbm", f"data.num_classes={p['num_blocks']}",
-        f"data.planted.num_nodes={p['num_nodes']}", f"data.planted.num_edges={p['num_edges']}",
-        f"data.planted.num_features={p['num_features']}", f"data.planted.homophily={p['homophily']}",
-        f"data.planted.feature_signal={p['feature_signal']}", f"data.planted.degree_sigma={p['degree_sigma']}",
+        "data=planted",
+        "data.planted.generator=dcsbm",
+        f"data.num_classes={p['num_blocks']}",
+        f"data.planted.num_nodes={p['num_nodes']}",
+        f"data.planted.num_edges={p['num_edges']}",
+        f"data.planted.num_features={p['num_features']}",
+        f"data.planted.homophily={p['homophily']}",
+        f"data.planted.feature_signal={p['feature_signal']}",
+        f"data.planted.degree_sigma={p['degree_sigma']}",
         f"data.planted.block_size_exponent={p['block_size_exponent']}",
     ]
     if args.encoder == "sign":
         model = [
-            "data.precompute=sign", "data.precompute_hops=2", "data.precompute_norm=l2", "data.loader=nodes",
+            "data.precompute=sign",
+            "data.precompute_hops=2",
+            "data.precompute_norm=l2",
+            "data.loader=nodes",
             f"data.batch_size={args.batch_size}",
-            "encoder=mlp", "encoder.hidden_channels=256", "encoder.out_channels=64", "objective=cca_ssg",
-            "objective.drop_edge=[0.0,0.0]", "objective.lam=0.03",
+            "encoder=mlp",
+            "encoder.hidden_channels=256",
+            "encoder.out_channels=64",
+            "objective=cca_ssg",
+            "objective.drop_edge=[0.0,0.0]",
+            "objective.lam=0.03",
         ]
     else:
         model = [
-            f"encoder={args.encoder}", "data.loader=neighbor", "data.batch_size=1024", "data.num_neighbors=[10,10]",
+            f"encoder={args.encoder}",
+            "data.loader=neighbor",
+            "data.batch_size=1024",
+            "data.num_neighbors=[10,10]",
         ]
     gpu = args.device.startswith("cuda")
     return [
-        *planted, *model,
-        f"gmm.covariance_type={args.covariance_type}", "gmm.n_init=1", "head.refit_max_iter=10", "gmm.max_iter=20",
-        f"loss.finetune_epochs={max(1, args.epochs // 3)}", "head.refit_every_n_epochs=1",
-        f"trainer.max_epochs={args.epochs}", f"trainer.accelerator={'gpu' if gpu else 'cpu'}",
-        "trainer.enable_progress_bar=false", "callbacks=none", "logger=none", "save_pictures=false",
-        "+callbacks.kmeans._target_=gnngmm.baselines.KMeansBaseline", "+callbacks.kmeans.path=baselines.json",
+        *planted,
+        *model,
+        f"gmm.covariance_type={args.covariance_type}",
+        "gmm.n_init=1",
+        "head.refit_max_iter=10",
+        "gmm.max_iter=20",
+        f"loss.finetune_epochs={max(1, args.epochs // 3)}",
+        "head.refit_every_n_epochs=1",
+        f"trainer.max_epochs={args.epochs}",
+        f"trainer.accelerator={'gpu' if gpu else 'cpu'}",
+        "trainer.enable_progress_bar=false",
+        "callbacks=none",
+        "logger=none",
+        "save_pictures=false",
+        "+callbacks.kmeans._target_=gnngmm.baselines.KMeansBaseline",
+        "+callbacks.kmeans.path=baselines.json",
         f"num_threads={args.threads}" if args.threads else "num_threads=null",
-        f"seed={args.seed}", f"paths.output_dir={out}", f"paths.root_dir={out}", *args.overrides,
+        f"seed={args.seed}",
+        f"paths.output_dir={out}",
+        f"paths.root_dir={out}",
+        *args.overrides,
     ]
 
 
@@ -126,7 +162,10 @@ def main(argv=None) -> dict:
         y = planted_labels(params["num_nodes"], params["num_blocks"], params["block_size_exponent"], args.seed)
         x = planted_features(y, params["num_blocks"], params["num_features"], params["feature_signal"], args.seed)
         raw = kmeans_scores(x, y, params["num_blocks"], device=device)
-        print(f"k-means on the raw features: NMI {raw['nmi']:.4f} ARI {raw['ari']:.4f} ({raw['seconds']:.1f} s)", flush=True)
+        print(
+            f"k-means on the raw features: NMI {raw['nmi']:.4f} ARI {raw['ari']:.4f} ({raw['seconds']:.1f} s)",
+            flush=True,
+        )
         del x, y
         gc.collect()
     overrides = overrides_for(args, params, out)

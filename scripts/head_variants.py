@@ -28,9 +28,8 @@ import argparse
 import glob
 import statistics
 import sys
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -64,7 +63,9 @@ def variants(est: GNNGMM, data, adjacency) -> dict[str, torch.Tensor]:
     h = z.float()
     for t in range(1, 3):
         h = adjacency @ h
-        out[f"embedding smoothed, t={t}"] = warm_refit(torch.nn.functional.normalize(h.double(), dim=1), resp, "isotropic")
+        out[f"embedding smoothed, t={t}"] = warm_refit(
+            torch.nn.functional.normalize(h.double(), dim=1), resp, "isotropic"
+        )
     for cov in ("diag", "spherical", "full"):
         out[f"warm {cov}"] = warm_refit(z, resp, cov)
     out["fresh isotropic"] = fresh_fit(z, resp.shape[1])
@@ -118,8 +119,12 @@ def post_hoc(est: GNNGMM, data) -> dict[str, torch.Tensor]:
         r = over.predict_proba(z)
         while r.shape[1] > k:  # merge the pair whose union lowers the entropy of the assignment most
             own = plogp(r)
-            gain = np.array([[plogp(r[:, a] + r[:, b]) - own[a] - own[b] if a < b else -np.inf
-                              for b in range(r.shape[1])] for a in range(r.shape[1])])
+            gain = np.array(
+                [
+                    [plogp(r[:, a] + r[:, b]) - own[a] - own[b] if a < b else -np.inf for b in range(r.shape[1])]
+                    for a in range(r.shape[1])
+                ]
+            )
             a, b = np.unravel_index(np.argmax(gain), gain.shape)
             r = np.concatenate([np.delete(r, [a, b], 1), (r[:, a] + r[:, b])[:, None]], 1)
         out[f"{mult}K components merged by entropy"] = r.argmax(1)
@@ -137,8 +142,12 @@ def post_hoc(est: GNNGMM, data) -> dict[str, torch.Tensor]:
     ssgc = torch.nn.functional.normalize(ssgc, dim=1).double().numpy()
     label, confidence = resp.argmax(1), resp.max(1)
     for share in (0.3, 0.6):
-        chosen = np.concatenate([c[np.argsort(-confidence[c])[: max(1, int(share * len(c)))]]
-                                 for c in (np.flatnonzero(label == j) for j in np.unique(label))])
+        chosen = np.concatenate(
+            [
+                c[np.argsort(-confidence[c])[: max(1, int(share * len(c)))]]
+                for c in (np.flatnonzero(label == j) for j in np.unique(label))
+            ]
+        )
         for name, x in (("embedding", z), ("SSGC features (2 hops)", ssgc)):
             clf = LogisticRegression(max_iter=300).fit(x[chosen], label[chosen])
             out[f"self-labelling from the top {share:.0%}, {name}"] = clf.predict(x)
@@ -146,8 +155,14 @@ def post_hoc(est: GNNGMM, data) -> dict[str, torch.Tensor]:
 
 
 def fresh_fit(z: torch.Tensor, k: int, kmeans_n_init: int = 10, seed: int = 0) -> torch.Tensor:
-    gmm = GaussianMixture(k, covariance_type="isotropic", max_iter=100, kmeans_n_init=kmeans_n_init, random_state=seed,
-                          degenerate="recover")
+    gmm = GaussianMixture(
+        k,
+        covariance_type="isotropic",
+        max_iter=100,
+        kmeans_n_init=kmeans_n_init,
+        random_state=seed,
+        degenerate="recover",
+    )
     return gmm.fit(z.double()).predict(z.double())
 
 
@@ -174,10 +189,17 @@ def restart_choices(est: GNNGMM, data, restarts: int, y) -> dict[str, dict]:
     k = est.n_clusters_
     fits = []
     for seed in range(restarts):
-        gmm = GaussianMixture(k, covariance_type="isotropic", max_iter=200, random_state=seed, degenerate="recover").fit(z)
+        gmm = GaussianMixture(
+            k, covariance_type="isotropic", max_iter=200, random_state=seed, degenerate="recover"
+        ).fit(z)
         pred = gmm.predict(z)
-        fits.append({"log_likelihood": gmm.score(z), "modularity": modularity(data.edge_index, pred, data.num_nodes),
-                     **clustering_metrics(y, pred)})
+        fits.append(
+            {
+                "log_likelihood": gmm.score(z),
+                "modularity": modularity(data.edge_index, pred, data.num_nodes),
+                **clustering_metrics(y, pred),
+            }
+        )
     return {
         f"{restarts} restarts: the first": fits[0],
         f"{restarts} restarts: highest log-likelihood": max(fits, key=lambda f: f["log_likelihood"]),
@@ -201,8 +223,12 @@ def main(argv=None) -> None:
         raise SystemExit(f"no {pattern}: run scripts/benchmark.py first")
     first = GNNGMM.load(models[0])
     settings = dict(first.data_source_ or {})
-    dm = GraphDataModule(name=args.dataset, data_dir=str(ROOT / "data"), mirror_dir=str(ROOT.parent / "shared" / "datasets"),
-                         normalize_features=settings.get("normalize_features", "row"))
+    dm = GraphDataModule(
+        name=args.dataset,
+        data_dir=str(ROOT / "data"),
+        mirror_dir=str(ROOT.parent / "shared" / "datasets"),
+        normalize_features=settings.get("normalize_features", "row"),
+    )
     dm.setup("fit")
     data, y = dm.data, dm.labels.y
     adjacency = normalized_adjacency(data.edge_index, data.num_nodes)  # D^-1/2 (A + I) D^-1/2

@@ -12,7 +12,8 @@ they cost on runs that do not.
    the safeguards off (both ``null``) and on (the defaults), and with the defaults a new graph
    gets (no experiment: NS4GC's Photo settings since 2026-11-27).
 2. **A decline modularity does not see**: CiteSeer trained with Photo's settings (``experiment=photo
-   data=citeseer``, what the defaults give it): NMI peaks by epoch 20 and falls while modularity rises; the clusters blur
+   data=citeseer``, what the defaults give it): NMI peaks by epoch 20 and falls while modularity rises; the clusters
+   blur
    (their silhouette falls), which ``safeguard.silhouette`` catches. Off and on, as in 1.
 3. **Their cost on the development graphs**: the runs ``scripts/benchmark.py`` left (every refit's
    modularity and, before the GMM phase, silhouette are in their ``history.csv``): how far each
@@ -35,8 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark import ROOT, train_run  # noqa: E402
 
 GRAPH = [
-    "data=planted", "data.num_classes=5", "data.planted.generator=dcsbm",
-    "data.planted.num_nodes=8000", "data.planted.avg_degree=14", "data.planted.homophily=0.7",
+    "data=planted",
+    "data.num_classes=5",
+    "data.planted.generator=dcsbm",
+    "data.planted.num_nodes=8000",
+    "data.planted.avg_degree=14",
+    "data.planted.homophily=0.7",
     "data.planted.feature_signal=0.3",
 ]
 PLANTED = ["experiment=cs", *GRAPH]
@@ -69,8 +74,13 @@ def silhouette_drop(rows: list[dict]) -> float | None:
 
 def seed_runs(settings: dict[str, list[str]], seeds: int, runs: Path, threads: int) -> list[dict]:
     """For each seed, every setting's run (``runs/<setting>/seed<S>``, reused when done): its metrics."""
-    return [{name: train_run([*overrides, f"seed={seed}"], runs / name / f"seed{seed}", threads)
-             for name, overrides in settings.items()} for seed in range(seeds)]
+    return [
+        {
+            name: train_run([*overrides, f"seed={seed}"], runs / name / f"seed{seed}", threads)
+            for name, overrides in settings.items()
+        }
+        for seed in range(seeds)
+    ]
 
 
 def mean_row(outs: list[dict], name: str) -> str:
@@ -107,7 +117,8 @@ def blurring(seeds: int, runs: Path, threads: int) -> list[str]:
         f"A decline modularity does not see: `python train.py {' '.join(BLURRING)} seed=S`, safeguards off "
         f"(`{' '.join(OFF)}`) and on (the defaults).",
         "",
-        "| seed | peak NMI (epoch) | modularity: first refit -> last | off: NMI / ARI | on: NMI / ARI | restored epoch |",
+        "| seed | peak NMI (epoch) | modularity: first refit -> last | off: NMI / ARI | on: NMI / ARI "
+        "| restored epoch |",
         "|---|---|---|---|---|---|",
     ]
     outs = seed_runs({"blurring_off": [*BLURRING, *OFF], "blurring_on": BLURRING}, seeds, runs, threads)
@@ -144,8 +155,10 @@ def development(benchmark: Path) -> list[str]:
         blur = [b for b in (silhouette_drop(history(d)) for d in dirs) if b is not None]
         fired = sum(json.loads((d / "metrics.json").read_text()).get("restored_epoch") is not None for d in dirs)
         blurred = f"{100 * statistics.fmean(blur):.1f}% / {100 * max(blur):.1f}%" if blur else "not logged"
-        lines.append(f"| {dataset} | {len(dirs)} | {fired} | {100 * statistics.fmean(drops):.2f}% / "
-                     f"{100 * max(drops):.2f}% | {blurred} |")
+        lines.append(
+            f"| {dataset} | {len(dirs)} | {fired} | {100 * statistics.fmean(drops):.2f}% / "
+            f"{100 * max(drops):.2f}% | {blurred} |"
+        )
     return lines
 
 
@@ -161,8 +174,17 @@ def main(argv=None) -> None:
     p.add_argument("--benchmark", default=str(ROOT / "logs" / "benchmark"), help="scripts/benchmark.py's --runs")
     args = p.parse_args(argv)
     runs = Path(args.runs)
-    print("\n".join([*provoked(args.seeds, runs, args.threads), "", *blurring(args.seeds, runs, args.threads), "",
-                     *development(Path(args.benchmark))]))
+    print(
+        "\n".join(
+            [
+                *provoked(args.seeds, runs, args.threads),
+                "",
+                *blurring(args.seeds, runs, args.threads),
+                "",
+                *development(Path(args.benchmark)),
+            ]
+        )
+    )
 
 
 if __name__ == "__main__":

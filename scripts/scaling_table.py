@@ -16,8 +16,15 @@ import json
 import math
 from pathlib import Path
 
-STAGES = ("generate_seconds", "propagate_seconds", "epoch_seconds", "em_seconds", "final_seconds", "total_seconds",
-          "peak_rss_mb")
+STAGES = (
+    "generate_seconds",
+    "propagate_seconds",
+    "epoch_seconds",
+    "em_seconds",
+    "final_seconds",
+    "total_seconds",
+    "peak_rss_mb",
+)
 
 
 def read_result(path: Path) -> dict:
@@ -39,8 +46,17 @@ def table(results: list[dict]) -> list[str]:
     head = ("preset", "scale", "nodes", "edges", "epochs", "NMI", "raw k-means", "propagated k-means", *STAGES)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(results, key=lambda r: (r["preset"], r["edges_directed"])):
-        cells = [r["preset"], r["scale"], f"{r['nodes']:,}", f"{r['edges_directed']:,}", r["epochs"], r["nmi"],
-                 r.get("raw_kmeans_nmi"), r.get("propagated_kmeans_nmi"), *(r.get(s) for s in STAGES)]
+        cells = [
+            r["preset"],
+            r["scale"],
+            f"{r['nodes']:,}",
+            f"{r['edges_directed']:,}",
+            r["epochs"],
+            r["nmi"],
+            r.get("raw_kmeans_nmi"),
+            r.get("propagated_kmeans_nmi"),
+            *(r.get(s) for s in STAGES),
+        ]
         lines.append("| " + " | ".join("-" if c is None else str(c) for c in cells) + " |")
     return lines
 

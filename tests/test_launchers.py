@@ -59,7 +59,10 @@ def test_jobs_that_end_without_a_result_are_recorded_and_named_by_the_failure_su
     ok = SimpleNamespace(status=JobStatus.COMPLETED, return_value=0.7)
     jobs = [
         FakeJob("7_0", "COMPLETED", result=ok),
-        FakeJob("7_1", "CANCELLED by 0", error=UncompletedJobError("Job 7_1 has not produced any output (state: CANCELLED by 0)")),
+        FakeJob(
+            "7_1", "CANCELLED by 0",
+            error=UncompletedJobError("Job 7_1 has not produced any output (state: CANCELLED by 0)"),
+        ),
         FakeJob("7_2", "TIMEOUT", error=UncompletedJobError("Job 7_2 has not produced any output (state: TIMEOUT)")),
         FakeJob("7_3", "UNKNOWN", done=False),
     ]  # fmt: skip

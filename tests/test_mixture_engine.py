@@ -19,9 +19,9 @@ from gnngmm.mixture import (
     select_k,
 )
 from gnngmm.mixture.criteria import knee
+from gnngmm.mixture.gaussian import precision_cholesky
 
 ALL_TYPES = COVARIANCE_TYPES + EXTRA_COVARIANCE_TYPES
-from gnngmm.mixture.gaussian import precision_cholesky
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tol=0 runs by design
 
@@ -63,8 +63,12 @@ def test_distributed_em_equals_single_process(tmp_path, covariance_type):
     x, _ = blobs(400)
     init = GaussianMixture(3, covariance_type=covariance_type, random_state=0, max_iter=0).fit(x)
     kwargs = dict(
-        covariance_type=covariance_type, weights_init=init.weights_, means_init=init.means_,
-        precisions_init=init.precisions_, max_iter=8, tol=0.0,
+        covariance_type=covariance_type,
+        weights_init=init.weights_,
+        means_init=init.means_,
+        precisions_init=init.precisions_,
+        max_iter=8,
+        tol=0.0,
     )
     single = GaussianMixture(3, **kwargs).fit(x)
     ranks = run_distributed(x, kwargs, tmp_path)
@@ -130,7 +134,9 @@ def test_huge_and_tiny_scales(scale, covariance_type):
     gmm = GaussianMixture(3, covariance_type=covariance_type, random_state=0, reg_covar=1e-6 * scale**2).fit(x)
     assert_finite(gmm, x)
     reference = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(x / scale)
-    assert abs(gmm.lower_bound_ + np.log(scale) * 3 - reference.lower_bound_) < 1e-6 * abs(reference.lower_bound_) + 1e-6
+    assert (
+        abs(gmm.lower_bound_ + np.log(scale) * 3 - reference.lower_bound_) < 1e-6 * abs(reference.lower_bound_) + 1e-6
+    )
 
 
 def test_tiny_scale_with_default_reg_covar_stays_finite():
@@ -176,7 +182,9 @@ def test_non_finite_input_is_named():
         GaussianMixture(2).fit(x)
 
 
-@pytest.mark.parametrize("method", ["predict", "predict_proba", "score_samples", "score", "bic", "aic", "log_prob_table"])
+@pytest.mark.parametrize(
+    "method", ["predict", "predict_proba", "score_samples", "score", "bic", "aic", "log_prob_table"]
+)
 def test_scoring_rejects_non_finite_rows_as_fit_does(method):
     x, _ = blobs(50)
     gmm = GaussianMixture(2, random_state=0).fit(x)
@@ -194,13 +202,29 @@ def test_unseeded_fit_leaves_the_global_rng_alone():
 
 
 def test_clone_keeps_every_setting():
-    gmm = GaussianMixture(4, covariance_type="diag", tol=1e-5, reg_covar=1e-4, max_iter=7, n_init=2, init_params="random",
-                          random_state=3, dtype=torch.float32, chunk_size=33, max_reg_covar=0.5, min_component_size=2.0,
-                          seeding_sample_size=999, gram=False, screen=False, kmeans_n_init=4)
+    gmm = GaussianMixture(
+        4,
+        covariance_type="diag",
+        tol=1e-5,
+        reg_covar=1e-4,
+        max_iter=7,
+        n_init=2,
+        init_params="random",
+        random_state=3,
+        dtype=torch.float32,
+        chunk_size=33,
+        max_reg_covar=0.5,
+        min_component_size=2.0,
+        seeding_sample_size=999,
+        gram=False,
+        screen=False,
+        kmeans_n_init=4,
+    )
     copy = gmm.clone(n_components=6)
     assert copy.n_components == 6 and not copy.is_fitted
     assert {k: v for k, v in copy.get_params().items() if k != "n_components"} == {
-        k: v for k, v in gmm.get_params().items() if k != "n_components"}
+        k: v for k, v in gmm.get_params().items() if k != "n_components"
+    }
     from sklearn.base import clone
 
     assert clone(gmm).get_params() == gmm.get_params()
@@ -246,7 +270,9 @@ def test_bad_n_components(k):
 
 
 def test_more_components_than_samples():
-    with pytest.raises(ValueError, match="Expected n_samples >= n_components but got n_components = 11, n_samples = 10"):
+    with pytest.raises(
+        ValueError, match="Expected n_samples >= n_components but got n_components = 11, n_samples = 10"
+    ):
         GaussianMixture(11).fit(torch.randn(10, 2))
 
 
@@ -255,8 +281,16 @@ def test_isotropic_em_matches_a_direct_implementation():
     """One variance for every component and dimension: soft k-means with learned weights."""
     x, _ = blobs(300, d=3)
     means0 = x[:3].clone()
-    gmm = GaussianMixture(3, covariance_type="isotropic", means_init=means0, weights_init=[1 / 3] * 3,
-                          precisions_init=[1.0] * 3, max_iter=6, tol=0.0, reg_covar=1e-6).fit(x)
+    gmm = GaussianMixture(
+        3,
+        covariance_type="isotropic",
+        means_init=means0,
+        weights_init=[1 / 3] * 3,
+        precisions_init=[1.0] * 3,
+        max_iter=6,
+        tol=0.0,
+        reg_covar=1e-6,
+    ).fit(x)
     means, weights, var = means0, torch.full((3,), 1 / 3, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
     for _ in range(6):
         d2 = torch.cdist(x, means).square()
@@ -350,8 +384,12 @@ def test_kmeans_restarts_run_on_the_seeding_sample_when_the_data_is_larger(monke
     x, y = blobs(3000, k=4, scale=0.3)
     sizes = []
     original = km.lloyd
-    monkeypatch.setattr(km, "lloyd", lambda chunks, *a, **k: sizes.append(sum(c.shape[0] for c in chunks)) or original(chunks, *a, **k))
-    gmm = GaussianMixture(4, covariance_type="isotropic", kmeans_n_init=5, seeding_sample_size=500, random_state=0).fit(x)
+    monkeypatch.setattr(
+        km, "lloyd", lambda chunks, *a, **k: sizes.append(sum(c.shape[0] for c in chunks)) or original(chunks, *a, **k)
+    )
+    gmm = GaussianMixture(4, covariance_type="isotropic", kmeans_n_init=5, seeding_sample_size=500, random_state=0).fit(
+        x
+    )
     assert sizes.count(3000) == 1 and sizes.count(500) == 5, sizes
     from gnngmm.metrics import clustering_metrics
 

@@ -36,8 +36,12 @@ def sklearn_pair(x, covariance_type, init_params, max_iter=25):
         init = SkGMM(3, covariance_type=covariance_type, init_params=init_params, random_state=0, max_iter=0).fit(x)
         weights = init.weights_ / init.weights_.sum()
         kwargs = dict(
-            covariance_type=covariance_type, weights_init=weights, means_init=init.means_,
-            precisions_init=init.precisions_, max_iter=max_iter, tol=0.0,
+            covariance_type=covariance_type,
+            weights_init=weights,
+            means_init=init.means_,
+            precisions_init=init.precisions_,
+            max_iter=max_iter,
+            tol=0.0,
         )
         ref = SkGMM(3, **kwargs).fit(x)
     ours = GaussianMixture(3, **kwargs).fit(x)

@@ -48,7 +48,9 @@ NOT_THE_CLASS = {
     "test_gaussian_suffstat_sk_spherical": "tests scikit-learn's private _estimate_gaussian_covariances_spherical, "
     "not the class",
     "test_compute_log_det_cholesky": "tests scikit-learn's private _compute_log_det_cholesky, not the class",
-    "test_gaussian_mixture_log_probabilities": "tests scikit-learn's private _estimate_log_gaussian_prob, not the class",
+    "test_gaussian_mixture_log_probabilities": (
+        "tests scikit-learn's private _estimate_log_gaussian_prob, not the class"
+    ),
 }
 # Tests that reach into scikit-learn's private methods or internals of its class.
 PRIVATE = {
@@ -56,10 +58,10 @@ PRIVATE = {
     "resp); replaced by test_precisions_init_gives_sklearns_cholesky_factor below",
     "test_gaussian_mixture_all_init_does_not_estimate_gaussian_parameters": "mocks scikit-learn's private "
     "_estimate_gaussian_parameters; replaced by test_given_initial_parameters_are_used_as_given below",
-    "test_gaussian_mixture_precisions_init_diag": "pairs precisions_init built from scikit-learn's KMeans(random_state=0) "
-    "clusters with the means of the class's own k-means initialisation; this engine's k-means draws from its own "
-    "generator and orders the two clusters the other way round, so the pairing is wrong, not the class; replaced by "
-    "test_given_precisions_need_no_more_iterations_than_estimated_ones below",
+    "test_gaussian_mixture_precisions_init_diag": "pairs precisions_init built from scikit-learn's "
+    "KMeans(random_state=0) clusters with the means of the class's own k-means initialisation; this engine's "
+    "k-means draws from its own generator and orders the two clusters the other way round, so the pairing is "
+    "wrong, not the class; replaced by test_given_precisions_need_no_more_iterations_than_estimated_ones below",
     "test_gaussian_mixture_raises_where_array_api_not_implemented": "asserts a scikit-learn limitation (no k-means "
     "initialisation under array_api_dispatch); this engine runs every initialisation on NumPy and torch input",
 }

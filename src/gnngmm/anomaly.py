@@ -49,7 +49,9 @@ def neighbor_mean(z: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
     return propagate(adj, z), count.to(z.device)
 
 
-def neighbor_inconsistency(z: Tensor, edge_index: Tensor, center: bool = False, chunk_cols: int | None = None) -> Tensor:
+def neighbor_inconsistency(
+    z: Tensor, edge_index: Tensor, center: bool = False, chunk_cols: int | None = None
+) -> Tensor:
     """1 - cosine(z_i, mean of z over i's neighbours), in float64; isolated nodes score 0. With
     ``center``, both are taken relative to the average node. Read ``chunk_cols`` feature columns
     at a time (the dot products and norms are sums over columns; default: ~256 MB of float64 per
@@ -142,8 +144,12 @@ def structural_density(edge_index: Tensor, num_nodes: int, max_wedges: float = M
     deg = degree(edge_index[0], num_nodes)
     wedges = float((deg.double() ** 2).sum())
     if wedges > max_wedges:
-        log.warning("anomaly score: %.3g two-paths (sum of squared degrees) exceed %.3g; the structural "
-                    "(triangle) channel is left out", wedges, max_wedges)
+        log.warning(
+            "anomaly score: %.3g two-paths (sum of squared degrees) exceed %.3g; the structural "
+            "(triangle) channel is left out",
+            wedges,
+            max_wedges,
+        )
         return None
     return triangle_counts(edge_index, num_nodes) / deg.clamp_min(1)
 

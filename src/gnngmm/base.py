@@ -115,8 +115,10 @@ class GraphClusterer(BaseEstimator):
         the training graph), else 0."""
         self._check_fitted()
         if getattr(self, "threshold_", None) is None:
-            raise InputError("no threshold_: this model was loaded from a training checkpoint without scores; "
-                             "load the run's model.ckpt")
+            raise InputError(
+                "no threshold_: this model was loaded from a training checkpoint without scores; "
+                "load the run's model.ckpt"
+            )
         return (self.decision_function(data) > self.threshold_).long()
 
     def bic(self, data=None) -> float:

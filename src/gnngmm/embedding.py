@@ -63,7 +63,11 @@ def leading_directions(h: Tensor, mean: Tensor, p: int, oversample: int = 10, n_
 
 class EmbeddingTransform:
     def __init__(
-        self, pca_dim: int | None = None, standardize: bool = False, l2: bool = True, center: bool = False,
+        self,
+        pca_dim: int | None = None,
+        standardize: bool = False,
+        l2: bool = True,
+        center: bool = False,
         rescale: bool = True,
     ):
         self.pca_dim = pca_dim

@@ -159,10 +159,15 @@ class GNNGMM(GraphClusterer):
                 import lightning as L
 
                 L.seed_everything(seed, workers=True, verbose=False)
-            origin = {"params": self.get_params(), "num_features": int(graph.num_features),
-                      "data": datamodule.describe(), "preparation": datamodule.preparation()}
-            module = build_module(settings, graph.num_features, k or int(k_range[0]), seed, k_range=k_range,
-                                  origin=origin)
+            origin = {
+                "params": self.get_params(),
+                "num_features": int(graph.num_features),
+                "data": datamodule.describe(),
+                "preparation": datamodule.preparation(),
+            }
+            module = build_module(
+                settings, graph.num_features, k or int(k_range[0]), seed, k_range=k_range, origin=origin
+            )
             if k is not None and k > 0.1 * graph.num_nodes:
                 dim = settings["head"]["transform"].get("pca_dim") or module.encoder.out_channels
                 warn_large_k(k, graph.num_nodes, dim, settings["gmm"]["covariance_type"])
@@ -172,8 +177,10 @@ class GNNGMM(GraphClusterer):
                 trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
                 epochs = trainer.current_epoch
             else:
-                log.info("encoder %s has nothing to train: fitting the GMM on its output directly",
-                         getattr(module.encoder, "arch", type(module.encoder).__name__))
+                log.info(
+                    "encoder %s has nothing to train: fitting the GMM on its output directly",
+                    getattr(module.encoder, "arch", type(module.encoder).__name__),
+                )
             module.to(trainer.strategy.root_device)  # Lightning's teardown left it on the CPU
             final = module.head.final_refit(module.embed(graph))
             self._set_fitted(module, graph, final, datamodule, epochs)
@@ -183,7 +190,10 @@ class GNNGMM(GraphClusterer):
 
     def _datamodule(self, data, settings: dict, seed) -> GraphDataModule:
         return GraphDataModule(
-            name="data", data=data, seed=seed or 0, keep_raw_features=self.anomaly_score in COMBINATION_RULES,
+            name="data",
+            data=data,
+            seed=seed or 0,
+            keep_raw_features=self.anomaly_score in COMBINATION_RULES,
             **settings["data"],
         )
 
@@ -210,16 +220,19 @@ class GNNGMM(GraphClusterer):
         self._check_fitted()
         if data is None:
             if getattr(self, "result_", None) is None:
-                raise InputError("this model was loaded without its training graph's results: pass the graph, "
-                                 "e.g. predict(data)")
+                raise InputError(
+                    "this model was loaded without its training graph's results: pass the graph, e.g. predict(data)"
+                )
             return self._graph, self.result_.z, self.result_.log_prob
         with library_call(self.verbose):
             datamodule = GraphDataModule(name="data", data=data, **self.preparation_)
             datamodule.setup("predict")
             graph = datamodule.data
             if graph.num_features != self.n_features_in_:
-                raise InputError(f"the graph has {graph.num_features} features after preprocessing, the model was "
-                                 f"fitted on {self.n_features_in_}")
+                raise InputError(
+                    f"the graph has {graph.num_features} features after preprocessing, the model was "
+                    f"fitted on {self.n_features_in_}"
+                )
             z = self.module_.gmm_input(graph)
             return graph, z, self.gmm_.log_prob_table(z)
 
@@ -261,8 +274,11 @@ class GNNGMM(GraphClusterer):
             "state_dict": self.module_.state_dict(),
             "gnngmm": {"head": self.module_.head.state_dict(), "origin": self.module_.origin},
             "fitted": {
-                "labels_": self.labels_, "decision_scores_": self.decision_scores_, "threshold_": self.threshold_,
-                "channels_": self.channels_, "epochs_": self.epochs_,
+                "labels_": self.labels_,
+                "decision_scores_": self.decision_scores_,
+                "threshold_": self.threshold_,
+                "channels_": self.channels_,
+                "epochs_": self.epochs_,
                 "node_ids_": None if self.node_ids_ is None else [str(i) for i in self.node_ids_],
                 "feature_names_in_": self.feature_names_in_,
             },
@@ -286,8 +302,9 @@ class GNNGMM(GraphClusterer):
         head = state["gnngmm"]["head"]
         with library_call(model.verbose):
             seed = _seed(model.random_state)
-            module = build_module(model.settings(), int(origin["num_features"]), int(head["mixture"]["n_components"]),
-                                  seed, origin=origin)
+            module = build_module(
+                model.settings(), int(origin["num_features"]), int(head["mixture"]["n_components"]), seed, origin=origin
+            )
             module.load_state_dict(state["state_dict"])
             module.head.load_state_dict(head)
         fitted = state.get("fitted") or {}
@@ -315,9 +332,12 @@ def _read_checkpoint(path: Path, weights_only: bool) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=weights_only)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        hint = " (it holds Python objects: if you trust it, GNNGMM.load(path, weights_only=False))" if weights_only else ""
-        raise InputError(f"{path} is not a readable checkpoint{hint}: {type(err).__name__}: "
-                         f"{str(err).splitlines()[0]}") from None
+        hint = (
+            " (it holds Python objects: if you trust it, GNNGMM.load(path, weights_only=False))" if weights_only else ""
+        )
+        raise InputError(
+            f"{path} is not a readable checkpoint{hint}: {type(err).__name__}: {str(err).splitlines()[0]}"
+        ) from None
     head = (state.get("gnngmm") or {}).get("head") if isinstance(state, dict) else None
     if not head or not head.get("mixture"):
         raise InputError(f"{path} is not a gnngmm checkpoint with a fitted GMM (no 'gnngmm' head state)")

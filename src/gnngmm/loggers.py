@@ -34,7 +34,7 @@ def resolved_config(cfg: DictConfig) -> dict:
 
 def build_loggers(cfg: DictConfig, run_dir: Path | None = None) -> list:
     loggers = []
-    for name, conf in (cfg.get("logger") or {}).items():
+    for conf in (cfg.get("logger") or {}).values():
         if not conf:
             continue
         if "Wandb" in conf.get("_target_", ""):
@@ -63,7 +63,10 @@ def _wandb_logger(conf: DictConfig, cfg: DictConfig, run_dir: Path | None = None
     offline = bool(conf.get("offline")) or mode in ("offline", "dryrun") or not wandb_has_credentials()
     if offline and mode not in ("offline", "dryrun", "disabled"):
         # WandbLogger(offline=True) starts the run in offline mode; the environment is left alone
-        log.info("W&B: no API key found, logging offline; upload later with `wandb sync %s/wandb/offline-run-*`", conf.save_dir)
+        log.info(
+            "W&B: no API key found, logging offline; upload later with `wandb sync %s/wandb/offline-run-*`",
+            conf.save_dir,
+        )
     os.makedirs(conf.save_dir, exist_ok=True)
     saved = os.environ.get("WANDB_MODE")
     extra = {"tags": [*(conf.get("tags") or []), *(cfg.get("tags") or [])]}

@@ -63,4 +63,7 @@ class GMMTerm:
         return self.weight * scale * nll.to(dtype), nll
 
     def __repr__(self) -> str:
-        return f"GMMTerm(weight={self.weight}, start_epoch={self.start_epoch}, scale_free={self.scale_free}, embedding={self.embedding!r})"
+        return (
+            f"GMMTerm(weight={self.weight}, start_epoch={self.start_epoch}, scale_free={self.scale_free}, "
+            f"embedding={self.embedding!r})"
+        )

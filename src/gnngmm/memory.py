@@ -114,8 +114,10 @@ def _encoder_bytes(arch: str, n: int, e: int, hidden: int, out: int, layers: int
     if arch == "gat":
         # hidden layers: heads x (hidden / heads) channels per edge; the last: heads x out (averaged)
         channels = [hidden] * (layers - 1) + [heads * out]
-        return {"structure": views * loops * 2 * INDEX,
-                "messages": views * sum(loops * (2 * c + 5 * heads) * FLOAT for c in channels)}
+        return {
+            "structure": views * loops * 2 * INDEX,
+            "messages": views * sum(loops * (2 * c + 5 * heads) * FLOAT for c in channels),
+        }
     if arch in ("mlp", "sgc"):
         return {"structure": 0.0}
     raise InputError(f"memory estimate: unknown encoder arch {arch!r}")
@@ -167,8 +169,13 @@ def training_device(accelerator: str | None) -> str:
 
 
 def check_full_batch(
-    estimate: MemoryEstimate, available: float, *, policy: str = "auto", fraction: float = 0.8,
-    what: str = "", device: str = "cpu",
+    estimate: MemoryEstimate,
+    available: float,
+    *,
+    policy: str = "auto",
+    fraction: float = 0.8,
+    what: str = "",
+    device: str = "cpu",
 ) -> str:
     """``full`` when ``estimate`` fits in ``fraction`` of ``available`` bytes; otherwise, by
     ``policy``: ``auto`` -> ``neighbor`` (logged with the numbers), ``error`` -> InputError
@@ -187,11 +194,16 @@ def check_full_batch(
             f"{numbers}. Use data.loader=neighbor (sampled neighbourhoods; data.batch_size and "
             "data.num_neighbors size a step), or data.full_batch_guard=off to try anyway"
         )
-    log.warning("%s: switching to data.loader=neighbor (data.full_batch_guard=error stops instead, off keeps full batch)", numbers)
+    log.warning(
+        "%s: switching to data.loader=neighbor (data.full_batch_guard=error stops instead, off keeps full batch)",
+        numbers,
+    )
     return "neighbor"
 
 
-def guard_full_batch(datamodule, encoder: dict, objective: dict | None, accelerator: str | None = "auto") -> MemoryEstimate | None:
+def guard_full_batch(
+    datamodule, encoder: dict, objective: dict | None, accelerator: str | None = "auto"
+) -> MemoryEstimate | None:
     """``train``'s hook: with ``data.loader=full``, estimate the step on ``datamodule.data`` and set
     ``datamodule.loader`` to what :func:`check_full_batch` decides. ``encoder`` and ``objective``
     are the plain config dicts (``arch``, ``hidden_channels``, ..., ``_target_``, ``neg``).
@@ -208,19 +220,33 @@ def guard_full_batch(datamodule, encoder: dict, objective: dict | None, accelera
     arch = str(encoder.get("arch", "gcn"))
     device = training_device(accelerator)
     estimate = estimate_full_batch_bytes(
-        n, e, int(data.num_features), arch=arch,
-        hidden_channels=int(encoder.get("hidden_channels", 256)), out_channels=int(encoder.get("out_channels", 64)),
-        num_layers=int(encoder.get("num_layers", 2)), heads=int(encoder.get("heads", 1) or 1), objective=kind,
-        negatives=ns4gc_negatives(n, objective.get("neg"), int(objective.get("all_pairs_max_nodes", ALL_PAIRS_MAX_NODES)))
-        if kind == "ns4gc" else None,
-        max_nodes=objective.get("max_nodes"), on_device=device != "cpu",
+        n,
+        e,
+        int(data.num_features),
+        arch=arch,
+        hidden_channels=int(encoder.get("hidden_channels", 256)),
+        out_channels=int(encoder.get("out_channels", 64)),
+        num_layers=int(encoder.get("num_layers", 2)),
+        heads=int(encoder.get("heads", 1) or 1),
+        objective=kind,
+        negatives=ns4gc_negatives(
+            n, objective.get("neg"), int(objective.get("all_pairs_max_nodes", ALL_PAIRS_MAX_NODES))
+        )
+        if kind == "ns4gc"
+        else None,
+        max_nodes=objective.get("max_nodes"),
+        on_device=device != "cpu",
     )
     limit = getattr(datamodule, "memory_limit_gb", None)
     available = float(limit) * 2**30 if limit is not None else available_bytes(device)
     what = f"{arch} + {kind} on {n:,} nodes / {e:,} edges"
     log.info("full-batch memory estimate: %s: %s (%s)", what, gib(estimate.total), estimate.describe())
     datamodule.loader = check_full_batch(
-        estimate, available, policy=getattr(datamodule, "full_batch_guard", "auto"), what=what, device=device,
+        estimate,
+        available,
+        policy=getattr(datamodule, "full_batch_guard", "auto"),
+        what=what,
+        device=device,
         fraction=1.0 if limit is not None else 0.8,
     )
     return estimate

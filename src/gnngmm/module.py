@@ -81,7 +81,9 @@ class GNNGMMModule(L.LightningModule):
             loss = loss + step.term
             self.log("train/steer", step.term, on_step=False, on_epoch=True, batch_size=1)
         if self.gmm_term.active(self.current_epoch, self.head):
-            views = out.views if self.gmm_term.embedding == "views" and out.views else (self.clean_embedding(out, batch),)
+            views = (
+                out.views if self.gmm_term.embedding == "views" and out.views else (self.clean_embedding(out, batch),)
+            )
             term, nll = self.gmm_term(self.head, views, loss.dtype)
             loss = loss + term
             self.log("train/gmm_nll", nll, on_step=False, on_epoch=True, batch_size=1)
@@ -131,8 +133,12 @@ def rng_state() -> dict:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
-                  "gauss": float(gauss)},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "python": {"version": int(version), "internal": list(internal), "gauss": python_gauss},
     }
 

@@ -9,7 +9,7 @@ the plain settings, the command line resolves them through Hydra.
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 import yaml
@@ -29,7 +29,7 @@ def group_options(group: str) -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(group: str, name: str) -> dict:
     path = _conf_dir() / group / f"{name}.yaml"
     if not path.is_file():
@@ -55,7 +55,7 @@ def option(group: str, name: str, **overrides) -> dict:
     return _merge(_load(group, name), overrides)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_root(name: str) -> dict:
     return yaml.safe_load((_conf_dir() / f"{name}.yaml").read_text()) or {}
 
@@ -88,7 +88,8 @@ def settings(
     if not extensible:
         _check_known(group, given or {}, {k: v for k, v in packaged.items() if k not in HYDRA_KEYS}, set(allowed))
     base = {
-        k: v for k, v in packaged.items()
+        k: v
+        for k, v in packaged.items()
         if k not in HYDRA_KEYS and k not in ignore and not (isinstance(v, str) and "${" in v)
     }
     return _merge(base, {k: v for k, v in (given or {}).items() if k not in HYDRA_KEYS})

@@ -24,6 +24,7 @@ from gnngmm.rundir import COMPLETION_MARKER, write_text_atomic
 
 log = logging.getLogger("gnngmm")
 
+
 def provenance(world_size: int = 1) -> dict:
     """Versions, commit, device and parallelism of this run, for metrics.json."""
     import subprocess
@@ -34,15 +35,27 @@ def provenance(world_size: int = 1) -> dict:
     from gnngmm import __version__
 
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                cwd=Path(__file__).resolve().parent,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         commit = None
     return {
-        "gnngmm_version": __version__, "git_commit": commit, "torch_version": torch.__version__,
-        "pyg_version": torch_geometric.__version__, "lightning_version": lightning.__version__,
+        "gnngmm_version": __version__,
+        "git_commit": commit,
+        "torch_version": torch.__version__,
+        "pyg_version": torch_geometric.__version__,
+        "lightning_version": lightning.__version__,
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-        "world_size": int(world_size), "torch_threads": torch.get_num_threads(),
+        "world_size": int(world_size),
+        "torch_threads": torch.get_num_threads(),
     }
 
 
@@ -75,8 +88,10 @@ def run_metrics(model, datamodule, seconds: float, run: dict) -> dict:
             values = [row[key] for row in model.history_ if key in row]
             metrics[name] = round(sum(values) / len(values), 4) if values else None
     metrics.update(
-        anomaly_score=model.anomaly_score, anomaly_channels=list(model.channels_),
-        contamination=model.contamination, outlier_threshold=model.threshold_,
+        anomaly_score=model.anomaly_score,
+        anomaly_channels=list(model.channels_),
+        contamination=model.contamination,
+        outlier_threshold=model.threshold_,
         outliers_flagged=int((model.decision_scores_ > model.threshold_).sum()),
     )
     if labels.outlier is not None:
@@ -87,8 +102,17 @@ def run_metrics(model, datamodule, seconds: float, run: dict) -> dict:
     return metrics
 
 
-def write_outputs(output_dir: Path, metrics: dict, model, labels, *, loggers=(), pictures: bool = True,
-                  report: bool = True, projection: str = "pca") -> None:
+def write_outputs(
+    output_dir: Path,
+    metrics: dict,
+    model,
+    labels,
+    *,
+    loggers=(),
+    pictures: bool = True,
+    report: bool = True,
+    projection: str = "pca",
+) -> None:
     """Predictions, the BIC table, the final model, the explanation tables and ``report.html``,
     pictures and the loggers' copies; ``metrics.json`` last (atomically), marking the run complete."""
     from gnngmm import reporting

@@ -28,8 +28,16 @@ from gnngmm.safeguards import Safeguard
 from gnngmm.steering import Steering
 
 # GaussianMixture arguments the pipeline sets itself (the rest may be given in `gmm`)
-_MIXTURE_FIXED = ("self", "n_components", "random_state", "comm", "warm_start", "weights_init", "means_init",
-                  "precisions_init")
+_MIXTURE_FIXED = (
+    "self",
+    "n_components",
+    "random_state",
+    "comm",
+    "warm_start",
+    "weights_init",
+    "means_init",
+    "precisions_init",
+)
 # conf/gmm keys that select K rather than configure the engine
 _K_SELECTION = ("k_range", "k_criterion")
 # conf/data keys that say which graph, not how it is prepared (GraphDataModule.SOURCE_KEYS)
@@ -118,9 +126,7 @@ def _make(spec, **call):
         raise InputError(f"cannot build {target}: {err}") from None
 
 
-def build_module(
-    settings_: dict, num_features: int, k: int, random_state, *, k_range=None, origin: dict | None = None
-):
+def build_module(settings_: dict, num_features: int, k: int, random_state, *, k_range=None, origin: dict | None = None):
     """The :class:`~gnngmm.module.GNNGMMModule` with ``k`` components for ``num_features`` inputs:
     encoder, objective, mixture, transform (in this order: it fixes the RNG draws), then the head
     (choosing K in ``k_range`` at fresh fits when given), the GMM term, the steering strategy and
@@ -135,8 +141,11 @@ def build_module(
     mixture = GaussianMixture(k, random_state=random_state, **engine)
     head_cfg = settings_["head"]
     head = GMMHead(
-        mixture, EmbeddingTransform(**head_cfg["transform"]), k_range=k_range,
-        k_criterion=gmm["k_criterion"], refit_max_iter=head_cfg["refit_max_iter"],
+        mixture,
+        EmbeddingTransform(**head_cfg["transform"]),
+        k_range=k_range,
+        k_criterion=gmm["k_criterion"],
+        refit_max_iter=head_cfg["refit_max_iter"],
         final_fresh_fit=head_cfg["final_fresh_fit"],
     )
     gmm_term = GMMTerm.from_settings(settings_["loss"], settings_["trainer"]["max_epochs"])
@@ -192,6 +201,7 @@ def warn_large_k(k: int, num_nodes: int, dim: int, covariance_type: str) -> None
     warnings.warn(
         f"gmm.k={k} is above 10% of the {num_nodes} nodes: every EM refit holds (N, K) tables of about "
         f"{(tables + params) / 2**20:,.0f} MB and fits {k} components (minutes per refit on a CPU); clusters that "
-        "small are rarely meant -- gmm.k=auto picks K by BIC", GNNGMMWarning, stacklevel=4,
+        "small are rarely meant -- gmm.k=auto picks K by BIC",
+        GNNGMMWarning,
+        stacklevel=4,
     )
-

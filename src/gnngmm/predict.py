@@ -30,8 +30,10 @@ def predict(cfg: DictConfig) -> Path:
     model = GNNGMM.load(cfg.ckpt_path)
     source = dict(model.data_source_ or {})
     if source.get("name") in (None, "data"):
-        raise InputError(f"{cfg.ckpt_path} was fitted on a graph given in Python, not a dataset: use "
-                         "GNNGMM.load(...).prediction_table(data)")
+        raise InputError(
+            f"{cfg.ckpt_path} was fitted on a graph given in Python, not a dataset: use "
+            "GNNGMM.load(...).prediction_table(data)"
+        )
     own = resolved_config(cfg)
     if own.get("data"):  # another graph, prepared as the model's was
         source.update({k: v for k, v in own["data"].items() if k not in ("_target_", "defaults")})
@@ -40,8 +42,9 @@ def predict(cfg: DictConfig) -> Path:
     try:
         table = model.prediction_table(raw)
     except (InputError, RuntimeError) as err:
-        raise InputError(f"checkpoint {cfg.ckpt_path} does not fit dataset {source['name']!r}: "
-                         f"{str(err).splitlines()[-1].strip()}") from None
+        raise InputError(
+            f"checkpoint {cfg.ckpt_path} does not fit dataset {source['name']!r}: {str(err).splitlines()[-1].strip()}"
+        ) from None
     output = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "predictions.csv"
     output.parent.mkdir(parents=True, exist_ok=True)
     written = write_table(table, output)

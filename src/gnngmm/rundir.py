@@ -52,9 +52,21 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 RUN_OUTPUTS = ("metrics.json", "predictions.csv", "model.ckpt", "history.csv", "checkpoints/last.ckpt")
-PICTURES_AND_TABLES = ("predictions.parquet", "bic.csv", "bic.png", "embedding.png", "cluster_sizes.png",
-                       "report.html", "clusters.csv", "cluster_features.csv", "cluster_typical.csv",
-                       "cluster_edges.csv", "contingency.csv", "classes.csv", "anomalies.csv")
+PICTURES_AND_TABLES = (
+    "predictions.parquet",
+    "bic.csv",
+    "bic.png",
+    "embedding.png",
+    "cluster_sizes.png",
+    "report.html",
+    "clusters.csv",
+    "cluster_features.csv",
+    "cluster_typical.csv",
+    "cluster_edges.csv",
+    "contingency.csv",
+    "classes.csv",
+    "anomalies.csv",
+)
 
 
 def claim_run_dir(output_dir: Path, ckpt_path, overwrite: bool = False, auto_resume: bool = False):

@@ -15,7 +15,17 @@ from pathlib import Path
 
 import yaml
 
-METRICS = ("nmi", "ari", "acc", "auroc", "average_precision", "gmm_log_likelihood", "bic", "train_seconds", "peak_rss_mb")
+METRICS = (
+    "nmi",
+    "ari",
+    "acc",
+    "auroc",
+    "average_precision",
+    "gmm_log_likelihood",
+    "bic",
+    "train_seconds",
+    "peak_rss_mb",
+)
 
 
 def _overrides(job: Path) -> dict[str, str]:
@@ -36,7 +46,9 @@ def collect(multirun_dir: str | Path) -> tuple[list[dict], list[dict]]:
     for job in sorted({p.parent for p in root.rglob("metrics.json")} | {p.parent for p in root.rglob("failure.json")}):
         overrides = _overrides(job)
         if (job / "metrics.json").exists():
-            runs.append({"job": job.name, "overrides": overrides, "metrics": json.loads((job / "metrics.json").read_text())})
+            runs.append(
+                {"job": job.name, "overrides": overrides, "metrics": json.loads((job / "metrics.json").read_text())}
+            )
         else:
             error = json.loads((job / "failure.json").read_text())
             failures.append({"job": job.name, "overrides": overrides, "error": f"{error['error']}: {error['message']}"})
@@ -94,7 +106,10 @@ def _write_markdown(path, rows, swept, metrics, failures, source) -> None:
         lines.append("| " + " | ".join(cells) + " |")
     if failures:
         lines += ["", f"{len(failures)} failed job(s):", ""]
-        lines += [f"- job {f['job']} ({', '.join(f'{k}={v}' for k, v in f['overrides'].items())}): {f['error']}" for f in failures]
+        lines += [
+            f"- job {f['job']} ({', '.join(f'{k}={v}' for k, v in f['overrides'].items())}): {f['error']}"
+            for f in failures
+        ]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -110,8 +125,14 @@ def _plot(path: Path, rows: list[dict], swept: list[str]) -> None:
     width = 0.38
     for offset, metric in ((-width / 2, "nmi"), (width / 2, "ari")):
         if f"{metric}_mean" in rows[0]:
-            ax.bar([x + offset for x in xs], [r[f"{metric}_mean"] for r in rows], width,
-                   yerr=[r[f"{metric}_std"] for r in rows], capsize=3, label=metric.upper())
+            ax.bar(
+                [x + offset for x in xs],
+                [r[f"{metric}_mean"] for r in rows],
+                width,
+                yerr=[r[f"{metric}_std"] for r in rows],
+                capsize=3,
+                label=metric.upper(),
+            )
     ax.set_xticks(list(xs))
     ax.set_xticklabels(labels, rotation=30, ha="right")
     ax.set_ylim(0, 1)

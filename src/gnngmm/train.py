@@ -53,7 +53,8 @@ def check_config(cfg: DictConfig) -> None:
     if name is not None and name not in UNSUPERVISED_METRICS:
         raise InputError(
             f"optimized_metric={name!r} is not allowed: a sweep may only optimise an unsupervised metric "
-            f"({', '.join(UNSUPERVISED_METRICS)}); label metrics (nmi, ari, acc, auroc, ...) are reported, never optimised"
+            f"({', '.join(UNSUPERVISED_METRICS)}); label metrics (nmi, ari, acc, auroc, ...) are reported, "
+            "never optimised"
         )
 
 
@@ -66,8 +67,12 @@ def estimator_arguments(cfg: DictConfig) -> dict:
     arguments["steer"] = arguments["steer"] or "none"
     arguments["safeguard"] = arguments["safeguard"] or {}
     return {
-        **arguments, "n_clusters": config["gmm"].get("k"), "anomaly_score": config["anomaly_score"],
-        "contamination": config["contamination"], "random_state": config["seed"], "verbose": True,
+        **arguments,
+        "n_clusters": config["gmm"].get("k"),
+        "anomaly_score": config["anomaly_score"],
+        "contamination": config["contamination"],
+        "random_state": config["seed"],
+        "verbose": True,
     }
 
 
@@ -110,7 +115,9 @@ def train(cfg: DictConfig) -> dict:
         torch.set_num_threads(int(cfg.num_threads))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = claim_run_dir(output_dir, cfg.get("ckpt_path"), bool(cfg.get("overwrite")), bool(cfg.get("auto_resume")))
+    ckpt_path = claim_run_dir(
+        output_dir, cfg.get("ckpt_path"), bool(cfg.get("overwrite")), bool(cfg.get("auto_resume"))
+    )
     loggers = build_loggers(cfg, output_dir)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if cfg.trainer.get("enable_progress_bar") is False:  # `trainer.enable_progress_bar=false` wins
@@ -118,16 +125,27 @@ def train(cfg: DictConfig) -> dict:
     callbacks.append(HistoryCSV(output_dir / "history.csv"))
     try:
         with process_threads(cfg.get("num_threads")):
-            model.fit(datamodule, callbacks=callbacks, logger=loggers, ckpt_path=ckpt_path, monitor=LabelMonitor(datamodule))
+            model.fit(
+                datamodule, callbacks=callbacks, logger=loggers, ckpt_path=ckpt_path, monitor=LabelMonitor(datamodule)
+            )
         run = {
-            "dataset": cfg.data.name, "encoder": cfg.encoder.get("arch", "?"),
-            "objective": (cfg.get("objective") or {}).get("_target_", "none").rsplit(".", 1)[-1], "seed": int(cfg.seed),
+            "dataset": cfg.data.name,
+            "encoder": cfg.encoder.get("arch", "?"),
+            "objective": (cfg.get("objective") or {}).get("_target_", "none").rsplit(".", 1)[-1],
+            "seed": int(cfg.seed),
         }
         metrics = run_metrics(model, datamodule, time.perf_counter() - start, run)
         if model.is_global_zero_:
-            write_outputs(output_dir, metrics, model, datamodule.labels, loggers=loggers,
-                          pictures=cfg.get("save_pictures", True), report=cfg.get("save_report", True),
-                          projection=cfg.get("picture_projection", "pca"))
+            write_outputs(
+                output_dir,
+                metrics,
+                model,
+                datamodule.labels,
+                loggers=loggers,
+                pictures=cfg.get("save_pictures", True),
+                report=cfg.get("save_report", True),
+                projection=cfg.get("picture_projection", "pca"),
+            )
         return metrics
     finally:
         finish_loggers(loggers)
@@ -140,8 +158,25 @@ def _in_multirun() -> bool:
         return False
 
 
-CONFIG_GROUPS = ("data", "encoder", "objective", "optimizer", "gmm", "head", "loss", "steer", "safeguard", "trainer",
-                 "logger", "callbacks", "paths", "experiment", "hparams_search", "launcher", "stage1")
+CONFIG_GROUPS = (
+    "data",
+    "encoder",
+    "objective",
+    "optimizer",
+    "gmm",
+    "head",
+    "loss",
+    "steer",
+    "safeguard",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "experiment",
+    "hparams_search",
+    "launcher",
+    "stage1",
+)
 
 
 def check_group_choices(argv: list[str]) -> None:
@@ -186,7 +221,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         output_dir = Path(cfg.paths.output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "failure.json").write_text(
-            json.dumps({"error": type(err).__name__, "message": str(err), "traceback": traceback.format_exc()}, indent=2)
+            json.dumps(
+                {"error": type(err).__name__, "message": str(err), "traceback": traceback.format_exc()}, indent=2
+            )
         )
         if _in_multirun():
             log.error("job failed (%s: %s); recorded in %s/failure.json", type(err).__name__, err, output_dir)

@@ -198,7 +198,8 @@ def test_an_optuna_study_on_mariadb_is_shared_by_two_sweeps_and_resumed_by_a_thi
               f"hydra.sweeper.study_name={study}", f"paths.data_dir={tmp_path / 'data'}", f"paths.mirror_dir={mirror}",
               *SMALL, "num_threads=1", "trainer.max_epochs=4"]  # fmt: skip
     env = dict(os.environ, WANDB_MODE="offline", HYDRA_FULL_ERROR="0")
-    procs = [subprocess.Popen([sys.executable, *common, "hydra.sweeper.n_trials=6", f"hydra.sweep.dir={tmp_path / f's{i}'}"],
+    procs = [subprocess.Popen([sys.executable, *common, "hydra.sweeper.n_trials=6",
+                               f"hydra.sweep.dir={tmp_path / f's{i}'}"],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in (0, 1)]  # fmt: skip
     for proc in procs:

@@ -24,15 +24,26 @@ from gnngmm.mixture import kmeans as km
 
 @torch.no_grad()
 def kmeans_labels(
-    x: Tensor, k: int, *, seed: int = 0, n_init: int = 3, max_iter: int = 100, chunk: int = 65536,
-    sample_size: int = 20_000, device: str | torch.device | None = None,
+    x: Tensor,
+    k: int,
+    *,
+    seed: int = 0,
+    n_init: int = 3,
+    max_iter: int = 100,
+    chunk: int = 65536,
+    sample_size: int = 20_000,
+    device: str | torch.device | None = None,
 ) -> Tensor:
     """Lloyd's k-means (k-means++ seeding, ``n_init`` restarts, lowest inertia wins), chunk by
     chunk in float32: memory O(chunk x k) besides ``x``. With more rows than ``sample_size`` the
     restarts compete on a sample and only the winner runs on every row (3 full-data restarts took
     30 minutes at 2.4M rows on one thread). Returns CPU labels."""
     device = torch.device(device) if device is not None else x.device
-    chunks = [c.to(device=device, dtype=torch.float32) for c in x.split(chunk)] if x.device != device or x.dtype != torch.float32 else list(x.split(chunk))
+    chunks = (
+        [c.to(device=device, dtype=torch.float32) for c in x.split(chunk)]
+        if x.device != device or x.dtype != torch.float32
+        else list(x.split(chunk))
+    )
     g = torch.Generator().manual_seed(seed)
     sample = km.seeding_sample(chunks, sample_size, g)
     on = [sample] if sample.shape[0] < x.shape[0] else chunks
@@ -61,7 +72,12 @@ class KMeansBaseline(Callback):
     so the benchmark can tell stage times apart."""
 
     def __init__(
-        self, path: str = "baselines.json", n_clusters: int | None = None, n_init: int = 3, seed: int = 0, kmeans: bool = True
+        self,
+        path: str = "baselines.json",
+        n_clusters: int | None = None,
+        n_init: int = 3,
+        seed: int = 0,
+        kmeans: bool = True,
     ):
         self.path, self.n_clusters, self.n_init, self.seed, self.kmeans = path, n_clusters, n_init, seed, kmeans
         self.record: dict = {}

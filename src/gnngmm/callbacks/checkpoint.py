@@ -47,5 +47,9 @@ class LastCheckpoint(Checkpoint):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if trainer.is_global_zero and self.path.exists():
-            log.warning("training stopped (%s); the last completed epoch is saved in %s: resume with ckpt_path=%s",
-                        type(exception).__name__, self.path, self.path)
+            log.warning(
+                "training stopped (%s); the last completed epoch is saved in %s: resume with ckpt_path=%s",
+                type(exception).__name__,
+                self.path,
+                self.path,
+            )

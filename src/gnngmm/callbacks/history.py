@@ -20,5 +20,8 @@ class HistoryCSV(Callback):
         if trainer.is_global_zero and len(pl_module.head.history) != self._rows:
             from gnngmm.reporting import write_history
 
-            write_history(self.path, [{k: v for k, v in row.items() if not k.startswith("time/")} for row in pl_module.head.history])
+            write_history(
+                self.path,
+                [{k: v for k, v in row.items() if not k.startswith("time/")} for row in pl_module.head.history],
+            )
             self._rows = len(pl_module.head.history)

@@ -56,8 +56,14 @@ class GraphDataModule(L.LightningDataModule):
 
     #: the arguments that say how a graph is prepared: another graph scored by a fitted model
     #: goes through the same preparation
-    PREPARATION = ("normalize_features", "clean", "keep_raw_features", "precompute", "precompute_hops",
-                   "precompute_norm")
+    PREPARATION = (
+        "normalize_features",
+        "clean",
+        "keep_raw_features",
+        "precompute",
+        "precompute_hops",
+        "precompute_norm",
+    )
 
     def __init__(
         self,
@@ -167,9 +173,16 @@ class GraphDataModule(L.LightningDataModule):
         own = self.source is None  # a graph this module loaded may give up its raw features early
         del raw
         self.data = preprocess(
-            graph, self.feature_norm, clean=self.clean, keep_raw_features=self.keep_raw_features,
-            precompute=self.precompute, precompute_hops=self.precompute_hops, precompute_norm=self.precompute_norm,
-            name=self.name, own=own, timings=self.timings,
+            graph,
+            self.feature_norm,
+            clean=self.clean,
+            keep_raw_features=self.keep_raw_features,
+            precompute=self.precompute,
+            precompute_hops=self.precompute_hops,
+            precompute_norm=self.precompute_norm,
+            name=self.name,
+            own=own,
+            timings=self.timings,
         )
         self.timings["setup_seconds"] = time.perf_counter() - start
 
@@ -196,7 +209,10 @@ class GraphDataModule(L.LightningDataModule):
         if self.loader == "nodes":
             collate, batch_size = NodeBatches(self.data.x), self.batch_size
         elif self.loader == "random_nodes":
-            collate, batch_size = InducedSubgraph(self.data), math.ceil(n / self.num_parts)  # num_parts sets, all ranks together
+            collate, batch_size = (
+                InducedSubgraph(self.data),
+                math.ceil(n / self.num_parts),
+            )  # num_parts sets, all ranks together
         else:
             from torch_geometric.typing import WITH_PYG_LIB, WITH_TORCH_SPARSE
 
@@ -204,9 +220,15 @@ class GraphDataModule(L.LightningDataModule):
                 from torch_geometric.loader import NeighborLoader
 
                 return NeighborLoader(
-                    self.data, num_neighbors=self.num_neighbors, batch_size=self.batch_size, sampler=sampler,
-                    num_workers=self.num_workers, transform=FullDegree(self.data),
+                    self.data,
+                    num_neighbors=self.num_neighbors,
+                    batch_size=self.batch_size,
+                    sampler=sampler,
+                    num_workers=self.num_workers,
+                    transform=FullDegree(self.data),
                 )
             log.info("data.loader=neighbor: pyg-lib/torch-sparse not installed, sampling in plain PyTorch")
             collate, batch_size = NeighborSampler(self.data, self.num_neighbors, undirected=self.clean), self.batch_size
-        return DataLoader(range(n), batch_size=batch_size, sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
+        return DataLoader(
+            range(n), batch_size=batch_size, sampler=sampler, collate_fn=collate, num_workers=self.num_workers
+        )

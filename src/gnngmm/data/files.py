@@ -48,8 +48,14 @@ def read_graph(edges: str | Path, features: str | Path, labels: str | Path | Non
         data.feature_names = names
     if labels is not None:
         data.y = read_labels(_existing(labels, "data.labels"), index, x.shape[0])
-    log.info("read %d nodes with %d features and %d edges from %s, %s", x.shape[0], x.shape[1],
-             edge_index.shape[1], edges, features)
+    log.info(
+        "read %d nodes with %d features and %d edges from %s, %s",
+        x.shape[0],
+        x.shape[1],
+        edge_index.shape[1],
+        edges,
+        features,
+    )
     return data
 
 
@@ -77,7 +83,9 @@ def _parquet_columns(path: Path) -> list[list]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise InputError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow (or pip install 'gnngmm[export]')") from None
+        raise InputError(
+            f"{path}: reading Parquet needs pyarrow: pip install pyarrow (or pip install 'gnngmm[export]')"
+        ) from None
     table = pq.read_table(path)
     return [table.column(i).to_pylist() for i in range(table.num_columns)]
 
@@ -115,7 +123,9 @@ def read_features(path: Path) -> tuple[torch.Tensor, list | None, list[str] | No
     if suffix in NUMPY:
         array = _numpy_array(path, ("x", "features"))
         if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
-            raise InputError(f"{path}: features must be a 2-D numeric array (nodes x features), got {array.dtype} {array.shape}")
+            raise InputError(
+                f"{path}: features must be a 2-D numeric array (nodes x features), got {array.dtype} {array.shape}"
+            )
         x, ids, columns, first_row = torch.as_tensor(array, dtype=torch.float32), None, None, 0
     else:
         if suffix in PARQUET:
@@ -133,13 +143,17 @@ def read_features(path: Path) -> tuple[torch.Tensor, list | None, list[str] | No
         widths = {len(v) for v in values}
         if len(widths) > 1:
             bad = next(i for i, v in enumerate(values) if len(v) != len(values[0]))
-            raise InputError(f"{path}: row {bad + first_row} has {len(values[bad])} features, the first row {len(values[0])}")
+            raise InputError(
+                f"{path}: row {bad + first_row} has {len(values[bad])} features, the first row {len(values[0])}"
+            )
         try:
             x = torch.tensor(np.asarray(values, dtype=np.float64), dtype=torch.float32)
         except (TypeError, ValueError):
             bad = next((i, j) for i, v in enumerate(values) for j, c in enumerate(v) if not _is_number(c))
-            raise InputError(f"{path}: row {bad[0] + first_row}, feature column {bad[1] + 2} is not a number: "
-                             f"{values[bad[0]][bad[1]]!r}") from None
+            raise InputError(
+                f"{path}: row {bad[0] + first_row}, feature column {bad[1] + 2} is not a number: "
+                f"{values[bad[0]][bad[1]]!r}"
+            ) from None
         ids = [str(i) for i in rows_ids]
         if len(set(ids)) != len(ids):
             seen, dup = set(), None
@@ -154,8 +168,10 @@ def read_features(path: Path) -> tuple[torch.Tensor, list | None, list[str] | No
         row, col = (int(v) for v in torch.nonzero(bad)[0])
         node = f" (node {ids[row]!r})" if ids is not None else ""
         name = f" {columns[col + 1]!r}" if columns else ""
-        raise InputError(f"{path}: feature row {row}{node}, column {col}{name} is {float(x[row, col])}; "
-                         f"every feature must be finite: clean or impute it first ({int(bad.sum())} such values)")
+        raise InputError(
+            f"{path}: feature row {row}{node}, column {col}{name} is {float(x[row, col])}; "
+            f"every feature must be finite: clean or impute it first ({int(bad.sum())} such values)"
+        )
     return x, ids, [str(c) for c in columns[1:]] if columns else None
 
 
@@ -166,7 +182,9 @@ def read_edges(path: Path, index: dict | None, num_nodes: int) -> torch.Tensor:
     if suffix in NUMPY:
         array = _numpy_array(path, ("edge_index", "edges"))
         if array.ndim != 2 or 2 not in array.shape or not np.issubdtype(array.dtype, np.integer):
-            raise InputError(f"{path}: edges must be an integer array of shape (E, 2) or (2, E), got {array.dtype} {array.shape}")
+            raise InputError(
+                f"{path}: edges must be an integer array of shape (E, 2) or (2, E), got {array.dtype} {array.shape}"
+            )
         pairs = array if array.shape[1] == 2 and (array.shape[0] != 2 or array.shape[1] != 2) else array.T
         src, dst = [str(v) for v in pairs[:, 0].tolist()], [str(v) for v in pairs[:, 1].tolist()]
         first_row = 0
@@ -180,7 +198,9 @@ def read_edges(path: Path, index: dict | None, num_nodes: int) -> torch.Tensor:
             rows = _text_rows(path)
             short = next((i for i, r in enumerate(rows) if len(r) < 2), None)
             if short is not None:
-                raise InputError(f"{path}: row {short + 1} has {len(rows[short])} column(s); an edge needs source and target")
+                raise InputError(
+                    f"{path}: row {short + 1} has {len(rows[short])} column(s); an edge needs source and target"
+                )
             first_row = 1
             if rows and _looks_like_header(rows[0][:2], index):
                 log.info("%s: first row %s read as a header", path, rows[0][:2])
@@ -205,8 +225,10 @@ def _positions(column: list[str], index: dict | None, num_nodes: int, path: Path
         for i, node in enumerate(column):
             pos = index.get(node)
             if pos is None:
-                raise InputError(f"{path}: row {i + first_row} names node {node!r}, which has no row in the features file; "
-                                 "every node of an edge needs features")
+                raise InputError(
+                    f"{path}: row {i + first_row} names node {node!r}, which has no row in the features file; "
+                    "every node of an edge needs features"
+                )
             out.append(pos)
         return out
     out = []
@@ -214,10 +236,15 @@ def _positions(column: list[str], index: dict | None, num_nodes: int, path: Path
         try:
             pos = int(node)
         except ValueError:
-            raise InputError(f"{path}: row {i + first_row} names node {node!r}; with NumPy features (row i is node i) "
-                             "edges must use the integers 0..N-1 (or give the features as CSV/Parquet with a node-id column)") from None
+            raise InputError(
+                f"{path}: row {i + first_row} names node {node!r}; with NumPy features (row i is node i) "
+                "edges must use the integers 0..N-1 (or give the features as CSV/Parquet with a node-id column)"
+            ) from None
         if not 0 <= pos < num_nodes:
-            raise InputError(f"{path}: row {i + first_row} names node {pos}, but the features have {num_nodes} rows (0..{num_nodes - 1})")
+            raise InputError(
+                f"{path}: row {i + first_row} names node {pos}, but the features have {num_nodes} rows "
+                f"(0..{num_nodes - 1})"
+            )
         out.append(pos)
     return out
 
@@ -243,8 +270,10 @@ def read_labels(path: Path, index: dict | None, num_nodes: int) -> torch.Tensor:
     suffix = path.suffix.lower()
     if suffix in NUMPY:
         if index is not None:
-            raise InputError(f"{path}: NumPy labels (row i is node i) need NumPy features; with named nodes give "
-                             "the labels as CSV/Parquet with a node-id column")
+            raise InputError(
+                f"{path}: NumPy labels (row i is node i) need NumPy features; with named nodes give "
+                "the labels as CSV/Parquet with a node-id column"
+            )
         values = _numpy_array(path, ("y", "labels")).reshape(-1).tolist()
         if len(values) != num_nodes:
             raise InputError(f"{path}: {len(values)} labels for {num_nodes} nodes")
@@ -262,7 +291,10 @@ def read_labels(path: Path, index: dict | None, num_nodes: int) -> torch.Tensor:
                 raise InputError(f"{path}: labels need two columns, node id and label")
             nodes, values = [r[0].strip() for r in rows], [r[1].strip() for r in rows]
     positions = _positions(nodes, index, num_nodes, path, first_row)
-    classes = sorted({str(v) for v in values}, key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
+    classes = sorted(
+        {str(v) for v in values},
+        key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v),
+    )
     code = {c: i for i, c in enumerate(classes)}
     y = torch.full((num_nodes,), -1, dtype=torch.long)
     y[torch.as_tensor(positions, dtype=torch.long)] = torch.as_tensor([code[str(v)] for v in values], dtype=torch.long)

@@ -36,7 +36,9 @@ def inject_outliers(
     outlier = getattr(data, "outlier", None)
     outlier = outlier.clone() if outlier is not None else torch.zeros(n, dtype=torch.bool)
     if structural_cliques > 0 and clique_size > 1:
-        members = torch.randperm(n, generator=g)[: structural_cliques * clique_size].view(structural_cliques, clique_size)
+        members = torch.randperm(n, generator=g)[: structural_cliques * clique_size].view(
+            structural_cliques, clique_size
+        )
         edges = []
         for clique in members:
             pairs = torch.combinations(clique, r=2).T

@@ -161,5 +161,7 @@ def preprocess(
         isolated = graph.num_nodes
     if isolated:
         log.info("%s: %d isolated node(s); they are embedded from their own features only", name, isolated)
-    log.info("%s: %d nodes, %d edges, %d features", name, graph.num_nodes, graph.edge_index.shape[1], graph.num_features)
+    log.info(
+        "%s: %d nodes, %d edges, %d features", name, graph.num_nodes, graph.edge_index.shape[1], graph.num_features
+    )
     return graph

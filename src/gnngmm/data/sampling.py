@@ -120,7 +120,9 @@ class NeighborSampler:
         batch = Data(
             x=self.data.x[n_id],
             edge_index=torch.cat(edges, dim=1) if edges else torch.zeros(2, 0, dtype=torch.long),
-            num_nodes=len(n_id), n_id=n_id, batch_size=len(seeds),
+            num_nodes=len(n_id),
+            n_id=n_id,
+            batch_size=len(seeds),
             full_degree=self.rowptr[n_id + 1] - self.rowptr[n_id],  # in the graph, not the sample
         )
         if getattr(self.data, "y", None) is not None:

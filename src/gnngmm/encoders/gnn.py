@@ -70,8 +70,14 @@ class GNNEncoder(nn.Module):
             conv_kwargs.update(normalize=False)  # done by GCNAdjacency, on a reusable structure
         self.arch = arch
         self.gnn = ARCHITECTURES[arch](
-            in_channels=in_channels, hidden_channels=hidden_channels, num_layers=num_layers,
-            out_channels=out_channels, dropout=dropout, act=act, norm=norm, **conv_kwargs,
+            in_channels=in_channels,
+            hidden_channels=hidden_channels,
+            num_layers=num_layers,
+            out_channels=out_channels,
+            dropout=dropout,
+            act=act,
+            norm=norm,
+            **conv_kwargs,
         )
         # biases start at zero, as GCNConv's and GATConv's do: SAGEConv draws them at random, and
         # on row-normalised features (entries ~1/words) they outweigh W x, so every node's output
@@ -171,8 +177,13 @@ class MLPEncoder(nn.Module):
         super().__init__()
         self.arch = arch
         self.mlp = MLP(
-            in_channels=in_channels, hidden_channels=hidden_channels, out_channels=out_channels,
-            num_layers=num_layers, dropout=dropout, act=act, norm=norm,
+            in_channels=in_channels,
+            hidden_channels=hidden_channels,
+            out_channels=out_channels,
+            num_layers=num_layers,
+            dropout=dropout,
+            act=act,
+            norm=norm,
         )
         self.out_act = activation_resolver(out_act) if out_act else nn.Identity()
         self.out_channels = out_channels

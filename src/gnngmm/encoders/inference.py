@@ -85,7 +85,9 @@ def _gat_layer(conv: GATConv, x: Tensor, structures: _Structures, chunk_size: in
     crow, col = structures.get("loops" if conv.add_self_loops else "plain")
     loops = conv.add_self_loops
     max_edges = max(1, EDGE_CHUNK_BYTES // (x.element_size() * conv.heads * conv.out_channels))
-    out = torch.empty(n, conv.heads * conv.out_channels if conv.concat else conv.out_channels, dtype=src.dtype, device=src.device)
+    out = torch.empty(
+        n, conv.heads * conv.out_channels if conv.concat else conv.out_channels, dtype=src.dtype, device=src.device
+    )
     try:
         for name in saved:
             setattr(conv, name, nn.Identity())

@@ -11,7 +11,6 @@ import torch
 from torch import Tensor
 
 
-
 def index_dtype(nnz: int) -> torch.dtype:
     """int32 CSR indices (half the memory of int64) while the entries fit, int64 beyond 2^31."""
     return torch.int32 if nnz < 2**31 - 1 else torch.int64
@@ -46,7 +45,9 @@ def dst_sorted_keys(
     return keys
 
 
-def csr_from_keys(keys: Tensor, num_nodes: int, dtype: torch.dtype | None = None, chunk: int = 1 << 24) -> tuple[Tensor, Tensor]:
+def csr_from_keys(
+    keys: Tensor, num_nodes: int, dtype: torch.dtype | None = None, chunk: int = 1 << 24
+) -> tuple[Tensor, Tensor]:
     """``(crow, col)`` of the sorted keys ``row * n + col`` (int32 when they fit)."""
     n = num_nodes
     dtype = dtype or index_dtype(keys.numel())

@@ -17,8 +17,9 @@ class SGCEncoder(nn.Module):
     L2-normalises each node's row afterwards, so that a PCA of the output (the spectral baseline)
     follows the directions that tell nodes apart rather than the nodes with the most words."""
 
-    def __init__(self, in_channels: int, k: int = 8, alpha: float = 0.0, average: bool = False,
-                 normalize: bool = False, **_):
+    def __init__(
+        self, in_channels: int, k: int = 8, alpha: float = 0.0, average: bool = False, normalize: bool = False, **_
+    ):
         super().__init__()
         self.arch = "sgc"
         self.k, self.alpha, self.average, self.normalize = k, alpha, average, normalize

@@ -108,5 +108,9 @@ def feature_mask(batch, p: float) -> Tensor | None:
 def augmented_view(encoder, batch, drop_edge: float, drop_feature: float, edge_scale: Tensor | None = None) -> Tensor:
     """The encoder's output on one random view (all nodes of the batch); ``edge_scale``: see
     :func:`edge_mask`."""
-    return encoder(batch.x, batch.edge_index, edge_mask=edge_mask(batch, drop_edge, edge_scale),
-                   feature_mask=feature_mask(batch, drop_feature))
+    return encoder(
+        batch.x,
+        batch.edge_index,
+        edge_mask=edge_mask(batch, drop_edge, edge_scale),
+        feature_mask=feature_mask(batch, drop_feature),
+    )

@@ -29,7 +29,7 @@ class DGI(Objective):
         summary = torch.sigmoid(pos.mean(0))
         w_s = self.weight @ summary
         logits_pos, logits_neg = pos @ w_s, neg @ w_s
-        loss = F.binary_cross_entropy_with_logits(logits_pos, torch.ones_like(logits_pos)) + F.binary_cross_entropy_with_logits(
-            logits_neg, torch.zeros_like(logits_neg)
-        )
+        loss = F.binary_cross_entropy_with_logits(
+            logits_pos, torch.ones_like(logits_pos)
+        ) + F.binary_cross_entropy_with_logits(logits_neg, torch.zeros_like(logits_neg))
         return ObjectiveOutput(loss, pos)

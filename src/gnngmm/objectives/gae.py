@@ -22,9 +22,9 @@ class GAE(Objective):
         neg = negative_sampling(pos, num_nodes=batch.num_nodes, num_neg_samples=pos.shape[1])
         logit_pos = (z[pos[0]] * z[pos[1]]).sum(1)
         logit_neg = (z[neg[0]] * z[neg[1]]).sum(1)
-        loss = F.binary_cross_entropy_with_logits(logit_pos, torch.ones_like(logit_pos)) + F.binary_cross_entropy_with_logits(
-            logit_neg, torch.zeros_like(logit_neg)
-        )
+        loss = F.binary_cross_entropy_with_logits(
+            logit_pos, torch.ones_like(logit_pos)
+        ) + F.binary_cross_entropy_with_logits(logit_neg, torch.zeros_like(logit_neg))
         # the contract: the clean embedding of the batch's seed nodes (a sampled batch puts its
         # seeds first; its other nodes are only context)
         return ObjectiveOutput(loss, z[: seed_count(batch)])

@@ -37,7 +37,12 @@ class GRACE(Objective):
     ):
         super().__init__()
         self.proj = nn.Sequential(nn.Linear(dim, proj_dim), nn.ELU(), nn.Linear(proj_dim, dim))
-        self.tau, self.drop_edge, self.drop_feature, self.max_nodes = tau, tuple(drop_edge), tuple(drop_feature), max_nodes
+        self.tau, self.drop_edge, self.drop_feature, self.max_nodes = (
+            tau,
+            tuple(drop_edge),
+            tuple(drop_feature),
+            max_nodes,
+        )
 
     def forward(self, encoder, batch, guidance: Guidance | None = None) -> ObjectiveOutput:
         n = seed_count(batch)

@@ -38,7 +38,10 @@ class KeepBestModularity(Safeguard):
         self._last = (row["epoch"], score)
         if self._best is None or score > self._best["modularity"]:
             self._best = {
-                "modularity": score, "epoch": row["epoch"], "encoder": encoder_copy(module), "head": module.head.snapshot()
+                "modularity": score,
+                "epoch": row["epoch"],
+                "encoder": encoder_copy(module),
+                "head": module.head.snapshot(),
             }
 
     def at_end(self, trainer, module) -> None:
@@ -54,7 +57,12 @@ class KeepBestModularity(Safeguard):
         log.warning(
             "safeguard: the partition's modularity fell from %.4f (epoch %d) to %.4f (epoch %d), more than %.0f%%: "
             "continuing from epoch %d's encoder and mixture (~safeguard.modularity turns this off)",
-            best["modularity"], best["epoch"], score, epoch, 100 * self.tolerance, best["epoch"],
+            best["modularity"],
+            best["epoch"],
+            score,
+            epoch,
+            100 * self.tolerance,
+            best["epoch"],
         )
         module.encoder.load_state_dict(best["encoder"])
         module.head.restore(best["head"], module.embed(trainer.datamodule.data), best["epoch"])

@@ -61,7 +61,13 @@ class KeepBestSilhouette(Safeguard):
         log.warning(
             "safeguard: the partition's silhouette fell from %.4f (epoch %d) to %.4f (epoch %d) before the GMM "
             "phase, more than %.0f%%: the phase starts from epoch %d's encoder (~safeguard.silhouette turns this "
-            "off)", best["silhouette"], best["epoch"], score, epoch, 100 * self.tolerance, best["epoch"],
+            "off)",
+            best["silhouette"],
+            best["epoch"],
+            score,
+            epoch,
+            100 * self.tolerance,
+            best["epoch"],
         )
         return True
 
