@@ -1,6 +1,7 @@
 # Two commands do all the set-up (see README.md):
 #   make run          install (with the sweep plugins), then train the default job (Cora, GCN, GMM k=7, CPU, offline)
-#   make test         install with the test extras, then lint and run every test but the cluster ones (CI)
+#   make test         install with the test extras (and Debian's chromium for the browser test, when root),
+#                     then lint and run every test but the cluster ones (CI)
 #   make test-fast    once installed: the tests not marked `slow` (subprocesses, DDP, notebook, longer fits)
 #   make test-cluster once installed, as root: a single-node SLURM (Debian packages), then the cluster tests
 #   make lint         once installed: ruff check and ruff format --check
@@ -30,6 +31,7 @@ lint:
 	$(PYTHON) -m ruff format --check .
 
 test: install-test lint
+	sh tests/browser/install.sh
 	$(PYTHON) -m pytest -m "not cluster"
 
 test-fast:
