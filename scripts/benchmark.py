@@ -78,6 +78,10 @@ METHODS = {
     # then the same GMM -- a low-rank subspace in the spirit of MS2CAG
     "ssgc-gmm": lambda ds: [*_training_free(ds), "gmm.embedding.pca_dim=64"],
     "spectral-gmm": lambda ds: [*_training_free(ds), "gmm.embedding.pca_dim=${gmm.k}"],
+    # MS2CAG-class reference (gnngmm.baselines.ms2cag, run by scripts/ms2cag.py): one setting for
+    # every graph (PyAGC's default block), and PyAGC's per-graph setting where it publishes one
+    "ms2cag": lambda ds: ["scripts/ms2cag.py", f"data={ds}"],
+    "ms2cag-pyagc": lambda ds: ["scripts/ms2cag.py", f"data={ds}", "+ms2cag.settings=pyagc"],
 }
 
 
@@ -102,7 +106,8 @@ def _training_free(ds: str) -> list[str]:
 CLUSTER_KEYS = ("nmi", "ari", "acc", "gmm_log_likelihood", "train_seconds", "peak_rss_mb", "epochs")
 ANOMALY_KEYS = ("auroc", "average_precision", "recall_at_k", "degree_auroc", "feature_norm_auroc",
                 "train_seconds", "peak_rss_mb")
-ON_REQUEST = {"gnngmm-fn", "gnngmm-stage1", "gnngmm-defaults"}  # ablations (docs/experiments.md): run with --methods, not by default
+# ablations (docs/experiments.md): run with --methods, not by default
+ON_REQUEST = {"gnngmm-fn", "gnngmm-stage1", "gnngmm-defaults", "ms2cag-pyagc"}
 
 TASKS = {
     "clustering": (["cora", "citeseer", "photo", "cs"], METHODS, CLUSTER_KEYS),
@@ -112,11 +117,15 @@ TASKS = {
 
 def train_run(overrides: list[str], run_dir: Path, threads: int) -> dict:
     """``python train.py <overrides>`` into ``run_dir`` in its own process (reused when its
-    ``metrics.json`` exists); the run's metrics."""
+    ``metrics.json`` exists); the run's metrics. A first item naming a ``.py`` script runs that
+    script (a Hydra app on the same config tree, e.g. ``scripts/ms2cag.py``) instead."""
     metrics_file = run_dir / "metrics.json"
+    script = "train.py"
+    if overrides and overrides[0].endswith(".py"):
+        script, overrides = overrides[0], overrides[1:]
     if not metrics_file.exists():
         cmd = [
-            sys.executable, "train.py", *overrides, "logger=none", "callbacks=none", "save_pictures=false",
+            sys.executable, script, *overrides, "logger=none", "callbacks=none", "save_pictures=false",
             "trainer.enable_progress_bar=false", f"num_threads={threads}", f"hydra.run.dir={run_dir}",
         ]
         start = time.perf_counter()
@@ -205,7 +214,11 @@ def clustering_section(summary: list[dict], info: dict) -> list[str]:
         "node's row L2-normalised, PCA-64 (a seeded randomised SVD above 1,024 input dimensions), an "
         "isotropic GMM from a 10-restart k-means basin; `spectral-gmm` = the same rows projected on "
         "their top K principal directions (K = the class count), then the same GMM (a low-rank "
-        "subspace, in the spirit of MS2CAG). What training adds is the gap between them.",
+        "subspace, in the spirit of MS2CAG). What training adds is the gap between them. `ms2cag` = "
+        "MS2CAG (`gnngmm.baselines.ms2cag`: multi-scale propagation, the top-K eigenvectors of the "
+        "modularity of the propagated rows' cosine affinity, k-means), one setting for every graph (PyAGC's "
+        "default: 10 hops, alpha 0.9, gamma 0.9); `ms2cag-pyagc` (on request) PyAGC's per-graph settings "
+        "where it publishes them (Cora, Photo).",
     ]
     lines += ["", "Best peers measured on this machine kind (NMI / ARI, from the issue):", ""]
     lines += [f"- {ds}: {peer}" for ds, (_, peer) in TARGETS.items() if any(r["dataset"] == ds for r in summary)]
