@@ -108,7 +108,12 @@ def ensure_raw_files(spec: DatasetSpec, data_dir: Path, mirror_dir: Path | None)
 
 
 def load_dataset(name: str, data_dir: str | Path, mirror_dir: str | Path | None = None, download: bool = True) -> Data:
-    """Load dataset ``name`` as one PyG ``Data`` (features, edges, and ``y`` when it has labels)."""
+    """Load dataset ``name`` as one PyG ``Data`` (features, edges, and ``y`` when it has labels).
+    ``bank_<name>``: a planted graph of :mod:`gnngmm.data.bank`, generated once into ``data_dir``."""
+    if name.lower().startswith("bank_"):
+        from gnngmm.data.bank import load_bank
+
+        return load_bank(name, data_dir)
     spec = dataset_spec(name)
     data_dir = Path(data_dir).expanduser()
     mirror = Path(mirror_dir).expanduser() if mirror_dir else None

@@ -276,6 +276,18 @@ def planted_graph(
     sampler = _Sampler(y, block_groups(num_blocks, num_groups), theta, h, group_affinity, g)
     del theta
 
+    edge_index = draw_edges(sampler, pairs, n, g, chunk)
+    x = planted_features(y, num_blocks, num_features, feature_signal, seed, num_groups=num_groups,
+                         group_feature_share=group_feature_share)
+    return Data(x=x, edge_index=edge_index, y=y, num_nodes=n)
+
+
+def draw_edges(sampler: _Sampler, pairs: int, n: int, g: torch.Generator, chunk: int = 1 << 23) -> Tensor:
+    """Exactly ``pairs`` distinct undirected pairs from ``sampler`` as a symmetric ``edge_index``
+    sorted by (row, col): duplicates drawn are merged and the shortfall drawn again, then a random
+    surplus is dropped (``g`` draws it)."""
+    from gnngmm.errors import InputError
+
     keys = torch.empty(0, dtype=torch.long)
     for _ in range(50):
         missing = pairs - keys.numel()
@@ -297,11 +309,7 @@ def planted_graph(
         keep[drop] = False
         keys = keys[keep]
         del drop, keep
-    edge_index = _symmetric_from_keys(keys, n)
-    del keys
-    x = planted_features(y, num_blocks, num_features, feature_signal, seed, num_groups=num_groups,
-                         group_feature_share=group_feature_share)
-    return Data(x=x, edge_index=edge_index, y=y, num_nodes=n)
+    return _symmetric_from_keys(keys, n)
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -330,18 +338,3 @@ def _symmetric_from_keys(keys: Tensor, n: int, chunk: int = 1 << 24) -> Tensor:
         torch.remainder(part, n, out=edge_index[1, start : start + chunk])
     return edge_index
 
-
-def homophily_stats(edge_index: Tensor, y: Tensor, chunk: int = 1 << 24) -> dict:
-    """Edge homophily (share of edges inside a block) and degree quantiles, for reports."""
-    same = 0
-    for start in range(0, edge_index.shape[1], chunk):
-        same += int((y[edge_index[0, start : start + chunk]] == y[edge_index[1, start : start + chunk]]).sum())
-    deg = torch.bincount(edge_index[0], minlength=y.shape[0]).double()
-    q = torch.quantile(deg[torch.randperm(deg.numel())[:1_000_000]], torch.tensor([0.1, 0.5, 0.9, 0.99], dtype=torch.float64))
-    return {
-        "edge_homophily": round(same / max(1, edge_index.shape[1]), 4),
-        "degree_mean": round(float(deg.mean()), 1),
-        "degree_p10_p50_p90_p99": [round(float(v), 1) for v in q],
-        "degree_max": int(deg.max()),
-        "block_sizes_min_max": [int(c) for c in torch.bincount(y).aminmax()],
-    }
