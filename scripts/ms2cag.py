@@ -10,7 +10,8 @@ the run dir receives ``metrics.json`` (NMI / ARI / ACC against the labels, for r
 modularity; ``train_seconds``: loading, clustering and scoring; ``peak_rss_mb``: the process's) and
 ``labels.pt`` (the ``(N,)`` partition, int64). ``+ms2cag.settings=pyagc`` takes PyAGC's published
 per-graph (hops, alpha, gamma) where it has them (``PYAGC_SETTINGS``), the default elsewhere;
-``+ms2cag.hops``, ``+ms2cag.alpha``, ``+ms2cag.gamma``, ``+ms2cag.n_iter`` override single values.
+``+ms2cag.hops``, ``+ms2cag.alpha``, ``+ms2cag.gamma``, ``+ms2cag.n_iter``, ``+ms2cag.kmeans``
+(``distance`` | ``inertia``) override single values.
 Keys of the training config that do not apply here (logger, callbacks, trainer) are ignored.
 """
 
@@ -25,16 +26,16 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-SETTING_KEYS = ("hops", "alpha", "gamma", "n_iter")
+SETTING_KEYS = ("hops", "alpha", "gamma", "n_iter", "kmeans")
 
 
 def settings(dataset: str, options: dict) -> dict:
-    """The (hops, alpha, gamma, n_iter) a run uses: the default, PyAGC's for ``dataset`` when
+    """The (hops, alpha, gamma, n_iter, kmeans) a run uses: the default, PyAGC's for ``dataset`` when
     ``options["settings"] == "pyagc"``, then single overrides."""
     from gnngmm.baselines.ms2cag import DEFAULT_ALPHA, DEFAULT_GAMMA, DEFAULT_HOPS, PYAGC_SETTINGS
     from gnngmm.errors import InputError
 
-    chosen = {"hops": DEFAULT_HOPS, "alpha": DEFAULT_ALPHA, "gamma": DEFAULT_GAMMA, "n_iter": 20}
+    chosen = {"hops": DEFAULT_HOPS, "alpha": DEFAULT_ALPHA, "gamma": DEFAULT_GAMMA, "n_iter": 20, "kmeans": "distance"}
     source = options.get("settings", "default")
     if source not in ("default", "pyagc"):
         raise InputError(f"ms2cag.settings={source!r} is not one of default, pyagc")

@@ -81,6 +81,10 @@ def test_labels_recover_a_planted_partition_and_repeat_with_the_seed():
     assert labels.shape == (300,) and labels.dtype == torch.long and embedding.shape == (300, 3)
     assert clustering_metrics(data.y, labels)["nmi"] > 0.9
     assert torch.equal(labels, ms2cag_labels(data.x, data.edge_index, 3, seed=0, hops=2))
+    inertia = ms2cag_labels(data.x, data.edge_index, 3, seed=0, hops=2, kmeans="inertia")
+    assert clustering_metrics(data.y, inertia)["nmi"] > 0.9
+    with pytest.raises(InputError, match="kmeans"):
+        ms2cag_labels(data.x, data.edge_index, 3, kmeans="medoids")
 
 
 def test_kmeans_by_distance_separates_blobs():
@@ -112,7 +116,11 @@ def load_runner():
 def test_runner_settings_default_pyagc_and_overrides():
     runner = load_runner()
     assert runner.settings("cora", {})["hops"] == 10
-    assert runner.settings("photo", {"settings": "pyagc"}) == {**PYAGC_SETTINGS["photo"], "n_iter": 20}
+    assert runner.settings("photo", {"settings": "pyagc"}) == {
+        **PYAGC_SETTINGS["photo"],
+        "n_iter": 20,
+        "kmeans": "distance",
+    }
     assert runner.settings("citeseer", {"settings": "pyagc"})["hops"] == 10  # PyAGC publishes none for it
     assert runner.settings("cora", {"hops": 3, "alpha": None})["hops"] == 3
     with pytest.raises(InputError):

@@ -317,6 +317,7 @@ def ms2cag_labels(
     n_iter: int = 20,
     n_init: int = 10,
     max_iter: int = 300,
+    kmeans: str = "distance",
     return_embedding: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """MS2CAG's partition of the nodes into ``k`` clusters.
@@ -326,6 +327,8 @@ def ms2cag_labels(
         seed: seeds the eigenvector iteration's start and the k-means restarts.
         n_init: k-means restarts (:func:`kmeans_by_distance`).
         max_iter: Lloyd iterations per restart.
+        kmeans: ``distance`` (:func:`kmeans_by_distance`, as PyAGC) or ``inertia`` (restarts judged
+            by the sum of squared distances: :func:`gnngmm.baselines.kmeans.kmeans_labels`).
         return_embedding: also return the ``(N, k)`` row-normalised embedding that k-means
             clustered.
 
@@ -336,5 +339,12 @@ def ms2cag_labels(
     vectors = ms2cag_embedding(x, edge_index, k, hops=hops, alpha=alpha, gamma=gamma, n_iter=n_iter, seed=seed)
     norm = vectors.norm(dim=1, keepdim=True)
     embedding = (vectors / torch.where(norm > 0, norm, torch.ones_like(norm))).float()
-    labels = kmeans_by_distance(embedding, k, seed=seed, n_init=n_init, max_iter=max_iter)
+    if kmeans == "distance":
+        labels = kmeans_by_distance(embedding, k, seed=seed, n_init=n_init, max_iter=max_iter)
+    elif kmeans == "inertia":
+        from gnngmm.baselines.kmeans import kmeans_labels
+
+        labels = kmeans_labels(embedding, k, seed=seed, n_init=n_init, max_iter=max_iter)
+    else:
+        raise InputError(f"ms2cag: kmeans={kmeans!r} is not one of distance, inertia")
     return (labels, embedding) if return_embedding else labels
