@@ -168,12 +168,18 @@ def correlations(refits: list[dict]) -> dict:
 
 
 def consensus(partitions: list[torch.Tensor], k: int, seed: int = 0) -> torch.Tensor:
-    """A consensus of several partitions: k-means (K) on their one-hot indicator columns side by
-    side, each partition's block scaled to unit row norm (co-association in feature form)."""
+    """A consensus of several partitions: the top-K left singular vectors of their one-hot
+    indicator columns side by side (the spectral embedding of their co-association matrix), rows
+    scaled to unit norm, then k-means (K)."""
     from gnngmm.baselines.kmeans import kmeans_labels
 
-    blocks = [torch.nn.functional.one_hot(p.long()).float() / math.sqrt(len(partitions)) for p in partitions]
-    return kmeans_labels(torch.cat(blocks, 1), k, seed=seed, n_init=10)
+    h = torch.cat([torch.nn.functional.one_hot(p.long()).float() for p in partitions], 1)
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(h.shape[1], min(h.shape[1], k + 10), generator=g))
+    for _ in range(10):  # subspace iteration on H H^T
+        q, _ = torch.linalg.qr(h.T @ (h @ q))
+    u, _, _ = torch.linalg.svd(h @ q, full_matrices=False)
+    return kmeans_labels(torch.nn.functional.normalize(u[:, :k], dim=1), k, seed=seed, n_init=10)
 
 
 def rules(refits: list[dict], final: torch.Tensor, reference: torch.Tensor, k: int, seed: int) -> dict:

@@ -131,3 +131,5 @@ def test_refit_dump_records_every_refit_and_changes_nothing(tmp_path, make_cfg):
     record = torch.load(tmp_path / "refits.pt", weights_only=False)
     assert record["labels"].shape == (len(record["epochs"]), 300) and record["epochs"] == [0, 1, 2, 3]
     assert {"silhouette", "views_nmi", "view_nmi", "ssl_loss"} <= set(record["scores"][0])
+    saved = torch.load(tmp_path / "refits_z.pt")  # the end of pretraining and the last epoch
+    assert sorted(saved) == [1, 3] and saved[3].shape[0] == 300 and saved[3].dtype == torch.float16

@@ -19,7 +19,9 @@ and scores the encoder as it is at that moment:
   refit (comparable across epochs).
 
 ``path`` receives ``{"epochs": [...], "labels": (R, N) int16, "scores": [dict per refit]}``,
-rewritten after every refit. Labels are never read here.
+rewritten after every refit. With ``embeddings``, the mixture's input at the refit that opens the
+GMM phase (the end of pretraining) and at the last epoch's refit goes to ``<path stem>_z.pt``
+(``{epoch: (N, d) float16}``), for readouts tried afterwards. Labels are never read here.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from gnngmm.callbacks.em_refit import EMRefit
 from gnngmm.metrics import nmi_ari
 from gnngmm.objectives.base import augmented_view
 from gnngmm.quality import silhouette
@@ -38,10 +41,12 @@ class RefitDump(Callback):
     """Save every refit's partition and its label-free scores to ``path`` (relative paths: under
     the trainer's ``default_root_dir``). ``views``: also score two augmented views and the
     objective's loss (two and about two more forward passes per refit). ``seed``: the fixed
-    seed of those random draws."""
+    seed of those random draws. ``embeddings``: also save the mixture's input at the end of
+    pretraining and at the last epoch."""
 
-    def __init__(self, path: str = "refits.pt", views: bool = True, seed: int = 12345):
-        self.path, self.views, self.seed = path, views, seed
+    def __init__(self, path: str = "refits.pt", views: bool = True, seed: int = 12345, embeddings: bool = True):
+        self.path, self.views, self.seed, self.embeddings = path, views, seed, embeddings
+        self.saved_z: dict[int, torch.Tensor] = {}
         self._seen = 0
         self.epochs: list[int] = []
         self.labels: list[torch.Tensor] = []
@@ -65,6 +70,9 @@ class RefitDump(Callback):
             scores["silhouette"] = silhouette(z, pred)
             if self.views:
                 scores.update(self._view_scores(pl_module, data, pred))
+        epoch = scores["epoch"]
+        loss_start = next((c.loss_start_epoch for c in trainer.callbacks if isinstance(c, EMRefit)), None)
+        keep_z = self.embeddings and (epoch + 1 == loss_start or epoch + 1 >= (trainer.max_epochs or 0))
         self.epochs.append(scores["epoch"])
         self.labels.append(pred.to(torch.int16))
         self.scores.append(scores)
@@ -74,6 +82,11 @@ class RefitDump(Callback):
             record = {"epochs": self.epochs, "labels": torch.stack(self.labels), "scores": self.scores}
             torch.save(record, file.with_suffix(".tmp"))
             file.with_suffix(".tmp").replace(file)
+            if keep_z:
+                self.saved_z[epoch] = z.to(torch.float16).cpu()
+                z_file = file.with_name(file.stem + "_z.pt")
+                torch.save(self.saved_z, z_file.with_suffix(".tmp"))
+                z_file.with_suffix(".tmp").replace(z_file)
 
     def _view_scores(self, pl_module, data, pred: torch.Tensor) -> dict:
         """Two augmented views' partitions under the mixture, and the objective's loss."""
