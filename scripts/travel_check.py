@@ -75,10 +75,38 @@ def final_labels(run_dir: Path) -> torch.Tensor:
         return torch.tensor([int(row["cluster"]) for row in csv.DictReader(f)])
 
 
-def graph_labels(graph: str) -> torch.Tensor:
+def load_graph(graph: str):
     from gnngmm.data.datasets import load_dataset
 
-    return load_dataset(graph, ROOT / "data", ROOT.parent / "shared" / "datasets").y
+    return load_dataset(graph, ROOT / "data", ROOT.parent / "shared" / "datasets")
+
+
+class FixedSpaces:
+    """Label-free scores of any partition of one graph in spaces no training changes: MS2CAG's
+    objective (the modularity of the propagated rows' cosine affinity, default setting) and the
+    silhouette in the MS2CAG embedding (seed 0)."""
+
+    def __init__(self, data, k: int):
+        from gnngmm.baselines.ms2cag import DEFAULT_ALPHA, DEFAULT_GAMMA, DEFAULT_HOPS, SmoothedGram, ms2cag_labels
+
+        self.gram = SmoothedGram(data.x, data.edge_index, DEFAULT_HOPS, DEFAULT_ALPHA)
+        self.edge_index = data.edge_index
+        self.gamma = DEFAULT_GAMMA
+        self.omega = self.gram(torch.ones(data.num_nodes, 1)).double().flatten()
+        self.total = float(self.omega.sum())
+        _, self.embedding = ms2cag_labels(data.x, data.edge_index, k, seed=0, return_embedding=True)
+
+    def attr_modularity(self, labels: torch.Tensor) -> float:
+        h = torch.nn.functional.one_hot(labels.long()).float()
+        zt_h = self.gram.x_t @ self.gram.smooth_t(self.gram.inv_norm[:, None] * h)  # Z^T H: (F, K)
+        inside = zt_h.double().square().sum(0) / self.total
+        degree = (self.omega @ h.double()) / self.total
+        return float((inside - self.gamma * degree.square()).sum())
+
+    def silhouette(self, labels: torch.Tensor) -> float:
+        from gnngmm.quality import silhouette
+
+        return silhouette(self.embedding, labels)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -125,11 +153,14 @@ CRITERIA = {
     "stability": "NMI between the refit's partition and the previous refit's",
     "views_nmi": "NMI between the mixture's partitions of two augmented views (RefitDump)",
     "neg_ssl_loss": "minus the self-supervised loss on the whole graph, fixed random draws (RefitDump)",
+    "attr_modularity": "MS2CAG's own objective for the partition: modularity of the propagated rows' cosine "
+    "affinity (the reference's default setting; fixed across epochs, features and graph)",
+    "ref_space_silhouette": "cosine silhouette of the partition in the MS2CAG embedding (fixed across epochs)",
     "neg_epoch": "minus the epoch (a run that only declines correlates +1 here)",
 }
 
 
-def refit_table(run_dir: Path, reference: torch.Tensor) -> list[dict]:
+def refit_table(run_dir: Path, reference: torch.Tensor, spaces: FixedSpaces) -> list[dict]:
     """One row per refit: its epoch, NMI / ARI (reporting) and every criterion's value."""
     rows = {int(r["epoch"]): r for r in history(run_dir)}
     dump = torch.load(run_dir / "refits.pt", weights_only=False)
@@ -151,6 +182,8 @@ def refit_table(run_dir: Path, reference: torch.Tensor) -> list[dict]:
                 "stability": nmi(labels, previous) if previous is not None else math.nan,
                 "views_nmi": scores.get("views_nmi", math.nan),
                 "neg_ssl_loss": -scores.get("ssl_loss", math.nan),
+                "attr_modularity": spaces.attr_modularity(labels),
+                "ref_space_silhouette": spaces.silhouette(labels),
                 "neg_epoch": -float(epoch),
             }
         )
@@ -182,22 +215,108 @@ def consensus(partitions: list[torch.Tensor], k: int, seed: int = 0) -> torch.Te
     return kmeans_labels(torch.nn.functional.normalize(u[:, :k], dim=1), k, seed=seed, n_init=10)
 
 
-def rules(refits: list[dict], final: torch.Tensor, reference: torch.Tensor, k: int, seed: int) -> dict:
-    """Label-free choices of the run's partition, post hoc; each returns a partition."""
+def basin(z: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, float]:
+    """An isotropic mixture fitted by EM on ``z`` from ``labels``' one-hot responsibilities (lightly
+    smoothed, so that an empty cluster cannot break the first M-step): its partition and its mean
+    log-likelihood (comparable with any other basin on the same ``z``)."""
+    from gnngmm.mixture import GaussianMixture
+
+    z = z.double()
+    resp = torch.nn.functional.one_hot(labels.long(), k).double() + 1e-3
+    gmm = GaussianMixture(k, covariance_type="isotropic", max_iter=100, random_state=0)
+    gmm.initialize_from_responsibilities(z, resp / resp.sum(1, keepdim=True))
+    gmm.set_params(warm_start=True)
+    gmm.fit(z)
+    return gmm.predict(z).cpu(), float(gmm.score(z))
+
+
+def kmeans_basin(z: torch.Tensor, k: int, seed: int) -> tuple[torch.Tensor, float]:
+    """The reseed's kind of basin: 10 k-means restarts by inertia, then EM (isotropic)."""
+    from gnngmm.mixture import GaussianMixture
+
+    gmm = GaussianMixture(k, covariance_type="isotropic", max_iter=100, kmeans_n_init=10, random_state=seed)
+    gmm.fit(z.double())
+    return gmm.predict(z.double()).cpu(), float(gmm.score(z.double()))
+
+
+def dominates(candidate: torch.Tensor, reference: torch.Tensor, spaces: FixedSpaces) -> bool:
+    """``candidate`` scores above ``reference`` on both yardsticks no training changes: modularity
+    on the input graph and MS2CAG's objective on the propagated features."""
+    from gnngmm.quality import modularity
+
+    edges, n = spaces.edge_index, candidate.numel()
+    return modularity(edges, candidate, n) > modularity(edges, reference, n) and spaces.attr_modularity(
+        candidate
+    ) > spaces.attr_modularity(reference)
+
+
+def yardsticks(final: torch.Tensor, reference: torch.Tensor, spaces: FixedSpaces) -> dict:
+    """How the final partition compares with the reference on the fixed yardsticks."""
+    from gnngmm.quality import modularity
+
+    n = final.numel()
+    return {
+        "graph": modularity(spaces.edge_index, final, n) - modularity(spaces.edge_index, reference, n),
+        "attr": spaces.attr_modularity(final) / spaces.attr_modularity(reference) - 1,
+        "agree": nmi(final, reference),
+        "dominates": dominates(final, reference, spaces),
+    }
+
+
+def rules(
+    refits: list[dict], final: torch.Tensor, reference: torch.Tensor, k: int, seed: int, zs: dict, spaces: FixedSpaces
+) -> dict:
+    """Label-free choices of the run's partition, post hoc; each returns a partition. ``zs``: the
+    saved mixture inputs by epoch (end of pretraining, last epoch), or {}."""
+    from gnngmm.quality import modularity
+
     best_ref = max(refits, key=lambda r: r["ref_nmi"])
     best_mod = max(refits, key=lambda r: r["modularity"])
     best_sil = max(refits, key=lambda r: r["silhouette"])
     best_views = max(refits, key=lambda r: r["views_nmi"] if not math.isnan(r["views_nmi"]) else -1)
-    return {
+    out = {
         "final (defaults)": final,
         "reference (MS2CAG)": reference,
         "refit most like the reference": best_ref["labels"],
         "refit of highest modularity": best_mod["labels"],
         "refit of highest silhouette": best_sil["labels"],
         "refit of most agreeing views": best_views["labels"],
+        "the highest attributed modularity among refits, final, reference": max(
+            [*(r["labels"] for r in refits), final, reference], key=spaces.attr_modularity
+        ),
+        "final or reference, the higher attributed modularity": max([final, reference], key=spaces.attr_modularity),
+        "final or reference, the higher graph modularity": max(
+            [final, reference], key=lambda p: modularity(spaces.edge_index, p, p.numel())
+        ),
+        "final if it beats the reference on graph AND attributed modularity, else reference": (
+            final if dominates(final, reference, spaces) else reference
+        ),
+        "the last of the refits and final that dominate the reference, else reference": next(
+            (c for c in reversed([*(r["labels"] for r in refits), final]) if dominates(c, reference, spaces)), reference
+        ),
+        "the dominating refit or final of highest graph modularity, else reference": max(
+            [c for c in [*(r["labels"] for r in refits), final] if dominates(c, reference, spaces)] or [reference],
+            key=lambda p: modularity(spaces.edge_index, p, p.numel()),
+        ),
+        "final or reference, the higher silhouette in the MS2CAG embedding": max(
+            [final, reference], key=spaces.silhouette
+        ),
         "consensus of final and reference": consensus([final, reference], k, seed),
         "consensus of all refits and reference": consensus([*[r["labels"] for r in refits], reference], k, seed),
     }
+    if len(zs) == 2:
+        start, last = sorted(zs)
+        own, own_ll = basin(zs[last], final, k)
+        from_ref, ref_ll = basin(zs[last], reference, k)
+        out["end: the reference's basin on the trained embedding"] = from_ref
+        out["end: the likelier of the own and the reference's basin"] = from_ref if ref_ll > own_ll else own
+        before = [r for r in refits if r["epoch"] < start]
+        candidates = [kmeans_basin(zs[start], k, seed), basin(zs[start], reference, k)]
+        if before:
+            candidates.append(basin(zs[start], before[-1]["labels"], k))
+        out["reseed: k-means basin (as the pipeline)"] = candidates[0][0]
+        out["reseed: the likeliest of k-means, warm and reference basins"] = max(candidates, key=lambda c: c[1])[0]
+    return out
 
 
 # --------------------------------------------------------------------------- report
@@ -210,26 +329,39 @@ def report(graphs: list[str], seeds: int, runs: Path) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     crit_lines = ["| graph | " + " | ".join(CRITERIA) + " |", "|---|" + "---|" * len(CRITERIA)]
+    margin_lines = [
+        (
+            "| graph | graph modularity: final - reference (per seed) | attributed modularity: final / reference - 1 | "
+            "NMI(final, reference) | final dominates |"
+        ),
+        "|---|---|---|---|---|",
+    ]
     rule_rows: dict[str, dict[str, list]] = {}
     for graph in graphs:
         base = runs / graph
         done = [s for s in range(seeds) if all((base / m / f"seed{s}" / "metrics.json").exists() for m in METHODS)]
         if not done:
             continue
-        y = graph_labels(graph)
+        data = load_graph(graph)
+        y = data.y
         m = {meth: [metrics(base / meth / f"seed{s}") for s in done] for meth in METHODS}
-        peaks, fired, corr = [], 0, {c: [] for c in CRITERIA}
+        peaks, fired, corr, spaces, margins = [], 0, {c: [] for c in CRITERIA}, None, []
         for s in done:
             run_dir = base / "defaults" / f"seed{s}"
             reference = torch.load(base / "ms2cag" / f"seed{s}" / "labels.pt")
-            refits = refit_table(run_dir, reference)
+            k = int(m["defaults"][done.index(s)]["k"])
+            spaces = spaces or FixedSpaces(data, k)
+            refits = refit_table(run_dir, reference, spaces)
             peak = max(refits, key=lambda r: r["nmi"])
             peaks.append((peak["nmi"], peak["epoch"]))
             fired += m["defaults"][done.index(s)].get("restored_epoch") is not None
             for c, v in correlations(refits).items():
                 corr[c].append(v)
-            k = int(m["defaults"][done.index(s)]["k"])
-            for name, labels in rules(refits, final_labels(run_dir), reference, k, s).items():
+            final = final_labels(run_dir)
+            margins.append(yardsticks(final, reference, spaces))
+            z_file = run_dir / "refits_z.pt"
+            zs = torch.load(z_file) if z_file.exists() else {}
+            for name, labels in rules(refits, final, reference, k, s, zs, spaces).items():
                 rule_rows.setdefault(name, {}).setdefault(graph, []).append((nmi(y, labels), ari(y, labels)))
         d = {key: [r[key] for r in m["defaults"]] for key in ("nmi", "ari")}
         r = {key: [r_[key] for r_ in m["ms2cag"]] for key in ("nmi", "ari")}
@@ -249,6 +381,11 @@ def report(graphs: list[str], seeds: int, runs: Path) -> str:
             f"{gap[0]:+.4f} / {gap[1]:+.4f} | {verdict} (seeds {below or 'none'}) | {fired} of {len(done)} |"
         )
         crit_lines.append(f"| {graph} | " + " | ".join(f"{_mean(v):+.2f}" for v in corr.values()) + " |")
+        margin_lines.append(
+            f"| {graph} | "
+            + " | ".join(", ".join(f"{m[key]:+.4f}" for m in margins) for key in ("graph", "attr", "agree"))
+            + f" | {sum(m['dominates'] for m in margins)} of {len(margins)} |"
+        )
     rule_lines = ["| rule | " + " | ".join(g for g in graphs if any(g in v for v in rule_rows.values())) + " |"]
     shown = [g for g in graphs if any(g in v for v in rule_rows.values())]
     rule_lines.append("|---|" + "---|" * len(shown))
@@ -274,6 +411,10 @@ def report(graphs: list[str], seeds: int, runs: Path) -> str:
             "## Rules (post hoc, NMI / ARI, mean over seeds)",
             "",
             *rule_lines,
+            "",
+            "## The final partition against the reference, by the fixed yardsticks",
+            "",
+            *margin_lines,
             "",
         ]
     )
