@@ -7,9 +7,9 @@
 Each (dataset, method, seed) runs ``python train.py experiment=<dataset> seed=<seed> ...`` in its
 own process (so peak memory is per run). Clustering also runs two training-free baselines (SSGC
 features, and their low-rank spectral projection, with the same kind of GMM head); anomaly
-detection also reports the GMM NLL alone and the degree / feature-norm scores. Runs whose ``metrics.json`` exists are reused, so an interrupted
-benchmark resumes. ``<out>/results.md`` gets one section per task whose runs are complete (with the
-command and the machine), ``<out>/results.csv`` and ``<out>/runs.csv`` the numbers; a task with no
+detection also reports the GMM NLL alone and the degree / feature-norm scores. Runs whose
+``metrics.json`` exists are reused, so an interrupted benchmark resumes. ``<out>/results.md``
+gets one section per task whose runs are complete (with the command and the machine), ``<out>/results.csv`` and ``<out>/runs.csv`` the numbers; a task with no
 runs under ``--runs`` keeps its section and rows from the previous files in ``<out>``. Labels only
 enter the reported metrics: every run chooses everything without them.
 """
@@ -45,10 +45,18 @@ ANOMALY_TARGETS = {  # AUROC target and PyGOD 1.1.0 defaults measured on this ma
 # Row-normalised features on Cora and CiteSeer, as the anomaly rules were chosen on them (README),
 # though those experiments now keep their binary features as they are
 INJECTED = {
-    "cora_injected": ["experiment=cora", "data.normalize_features=row", "data.inject.structural_cliques=5",
-                      "data.inject.contextual=70"],
-    "citeseer_injected": ["experiment=citeseer", "data.normalize_features=row", "data.inject.structural_cliques=5",
-                          "data.inject.contextual=80"],
+    "cora_injected": [
+        "experiment=cora",
+        "data.normalize_features=row",
+        "data.inject.structural_cliques=5",
+        "data.inject.contextual=70",
+    ],
+    "citeseer_injected": [
+        "experiment=citeseer",
+        "data.normalize_features=row",
+        "data.inject.structural_cliques=5",
+        "data.inject.contextual=80",
+    ],
     "photo_injected": ["experiment=photo", "data.inject.structural_cliques=10", "data.inject.contextual=150"],
 }
 
@@ -69,8 +77,11 @@ METHODS = {
     # what a graph gets with no experiment (`python train.py data=<graph>`): one setting for every graph
     "gnngmm-defaults": lambda ds: [f"data={ds}"],
     # stage 1 alone (NS4GC pretraining, then one fresh fit of the head): what the GMM phase adds
-    "gnngmm-stage1": lambda ds: [f"experiment={ds}", "loss.finetune_epochs=0",
-                                 f"trainer.max_epochs={stage1_epochs(ds)}"],
+    "gnngmm-stage1": lambda ds: [
+        f"experiment={ds}",
+        "loss.finetune_epochs=0",
+        f"trainer.max_epochs={stage1_epochs(ds)}",
+    ],
     # training-free baselines, the same kind of head and no training: SSGC features (K=8,
     # alpha=0.05) with each node's row L2-normalised (without it a PCA follows the nodes with the
     # most words: Photo NMI 0.35), PCA-64 + L2, an isotropic GMM from a 10-restart k-means basin;
@@ -78,6 +89,10 @@ METHODS = {
     # then the same GMM -- a low-rank subspace in the spirit of MS2CAG
     "ssgc-gmm": lambda ds: [*_training_free(ds), "head.transform.pca_dim=64"],
     "spectral-gmm": lambda ds: [*_training_free(ds), "head.transform.pca_dim=${gmm.k}"],
+    # MS2CAG-class reference (gnngmm.baselines.ms2cag, run by scripts/ms2cag.py): one setting for
+    # every graph (PyAGC's default block), and PyAGC's per-graph setting where it publishes one
+    "ms2cag": lambda ds: ["scripts/ms2cag.py", f"data={ds}"],
+    "ms2cag-pyagc": lambda ds: ["scripts/ms2cag.py", f"data={ds}", "+ms2cag.settings=pyagc"],
 }
 
 
@@ -94,15 +109,29 @@ def stage1_epochs(ds: str) -> int:
 
 def _training_free(ds: str) -> list[str]:
     return [
-        f"data={ds}", "encoder=sgc", "encoder.normalize=true", "gmm.covariance_type=isotropic", "gmm.kmeans_n_init=10",
-        "gmm.n_init=1", "head.final_fresh_fit=false", *(["data.normalize_features=none"] if ds in ("photo", "cs") else []),
+        f"data={ds}",
+        "encoder=sgc",
+        "encoder.normalize=true",
+        "gmm.covariance_type=isotropic",
+        "gmm.kmeans_n_init=10",
+        "gmm.n_init=1",
+        "head.final_fresh_fit=false",
+        *(["data.normalize_features=none"] if ds in ("photo", "cs") else []),
     ]
 
 
 CLUSTER_KEYS = ("nmi", "ari", "acc", "gmm_log_likelihood", "train_seconds", "peak_rss_mb", "epochs")
-ANOMALY_KEYS = ("auroc", "average_precision", "recall_at_k", "degree_auroc", "feature_norm_auroc",
-                "train_seconds", "peak_rss_mb")
-ON_REQUEST = {"gnngmm-fn", "gnngmm-stage1", "gnngmm-defaults"}  # ablations (docs/experiments.md): run with --methods, not by default
+ANOMALY_KEYS = (
+    "auroc",
+    "average_precision",
+    "recall_at_k",
+    "degree_auroc",
+    "feature_norm_auroc",
+    "train_seconds",
+    "peak_rss_mb",
+)
+# ablations (docs/experiments.md): run with --methods, not by default
+ON_REQUEST = {"gnngmm-fn", "gnngmm-stage1", "gnngmm-defaults", "ms2cag-pyagc"}
 
 TASKS = {
     "clustering": (["cora", "citeseer", "photo", "cs"], METHODS, CLUSTER_KEYS),
@@ -112,12 +141,23 @@ TASKS = {
 
 def train_run(overrides: list[str], run_dir: Path, threads: int) -> dict:
     """``python train.py <overrides>`` into ``run_dir`` in its own process (reused when its
-    ``metrics.json`` exists); the run's metrics."""
+    ``metrics.json`` exists); the run's metrics. A first item naming a ``.py`` script runs that
+    script (a Hydra app on the same config tree, e.g. ``scripts/ms2cag.py``) instead."""
     metrics_file = run_dir / "metrics.json"
+    script = "train.py"
+    if overrides and overrides[0].endswith(".py"):
+        script, overrides = overrides[0], overrides[1:]
     if not metrics_file.exists():
         cmd = [
-            sys.executable, "train.py", *overrides, "logger=none", "callbacks=none", "save_pictures=false",
-            "trainer.enable_progress_bar=false", f"num_threads={threads}", f"hydra.run.dir={run_dir}",
+            sys.executable,
+            script,
+            *overrides,
+            "logger=none",
+            "callbacks=none",
+            "save_pictures=false",
+            "trainer.enable_progress_bar=false",
+            f"num_threads={threads}",
+            f"hydra.run.dir={run_dir}",
         ]
         start = time.perf_counter()
         result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -192,7 +232,11 @@ def clustering_section(summary: list[dict], info: dict) -> list[str]:
     for r in summary:
         (t_nmi, t_ari), _ = TARGETS.get(r["dataset"], ((None, None), ""))
         ours = r["method"] == "gnngmm" and t_nmi is not None
-        met = " / ".join("yes" if v >= t else "no" for v, t in ((r["nmi_mean"], t_nmi), (r["ari_mean"], t_ari))) if ours else ""
+        met = (
+            " / ".join("yes" if v >= t else "no" for v, t in ((r["nmi_mean"], t_nmi), (r["ari_mean"], t_ari)))
+            if ours
+            else ""
+        )
         target = f"{t_nmi:.2f} / {t_ari:.2f}" if ours else ""
         lines.append(
             f"| {r['dataset']} | {r['method']} | {r['seeds']} | {_pm(r, 'nmi')} | {_pm(r, 'ari')} | {_pm(r, 'acc')} | "
@@ -205,7 +249,11 @@ def clustering_section(summary: list[dict], info: dict) -> list[str]:
         "node's row L2-normalised, PCA-64 (a seeded randomised SVD above 1,024 input dimensions), an "
         "isotropic GMM from a 10-restart k-means basin; `spectral-gmm` = the same rows projected on "
         "their top K principal directions (K = the class count), then the same GMM (a low-rank "
-        "subspace, in the spirit of MS2CAG). What training adds is the gap between them.",
+        "subspace, in the spirit of MS2CAG). What training adds is the gap between them. `ms2cag` = "
+        "MS2CAG (`gnngmm.baselines.ms2cag`: multi-scale propagation, the top-K eigenvectors of the "
+        "modularity of the propagated rows' cosine affinity, k-means), one setting for every graph (PyAGC's "
+        "default: 10 hops, alpha 0.9, gamma 0.9); `ms2cag-pyagc` (on request) PyAGC's per-graph settings "
+        "where it publishes them (Cora, Photo).",
     ]
     lines += ["", "Best peers measured on this machine kind (NMI / ARI, from the issue):", ""]
     lines += [f"- {ds}: {peer}" for ds, (_, peer) in TARGETS.items() if any(r["dataset"] == ds for r in summary)]
@@ -222,7 +270,8 @@ def anomaly_section(summary: list[dict], info: dict) -> list[str]:
         "rule, `anomaly_score=combined_max`); `gnngmm-nll` the GMM NLL alone; degree and feature norm are "
         "the trivial scores on the same graphs.",
         "",
-        "| dataset | method | seeds | AUROC | AP | recall@k | degree AUROC | feature-norm AUROC | seconds | peak RSS (MB) | target AUROC | met |",
+        "| dataset | method | seeds | AUROC | AP | recall@k | degree AUROC | feature-norm AUROC | seconds "
+        "| peak RSS (MB) | target AUROC | met |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary:
@@ -235,7 +284,9 @@ def anomaly_section(summary: list[dict], info: dict) -> list[str]:
             f"{('yes' if r['auroc_mean'] >= target else 'no') if ours else ''} |"
         )
     lines += ["", "Peers measured on this machine kind (AUROC, from the issue):", ""]
-    lines += [f"- {ds}: {peer}" for ds, (_, peer) in ANOMALY_TARGETS.items() if any(r["dataset"] == ds for r in summary)]
+    lines += [
+        f"- {ds}: {peer}" for ds, (_, peer) in ANOMALY_TARGETS.items() if any(r["dataset"] == ds for r in summary)
+    ]
     return lines + [""]
 
 
@@ -276,7 +327,9 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--task", default="clustering", choices=list(TASKS))
     p.add_argument("--datasets", nargs="+", default=None, help="default: the task's datasets")
     p.add_argument("--seeds", type=int, default=10)
-    p.add_argument("--methods", nargs="+", default=None, help="default: the task's methods but the ablations (gnngmm-fn)")
+    p.add_argument(
+        "--methods", nargs="+", default=None, help="default: the task's methods but the ablations (gnngmm-fn)"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--out", default=str(ROOT / "docs"))
     p.add_argument("--runs", default=str(ROOT / "logs" / "benchmark"))
@@ -290,7 +343,12 @@ def main(argv=None) -> list[dict]:
         for method in args.methods or [m for m in methods if m not in ON_REQUEST]
         for seed in range(args.seeds)
     ]
-    info = {"command": command.strip(), "machine": machine(), "threads": args.threads, "date": time.strftime("%Y-%m-%d")}
+    info = {
+        "command": command.strip(),
+        "machine": machine(),
+        "threads": args.threads,
+        "date": time.strftime("%Y-%m-%d"),
+    }
     runs.mkdir(parents=True, exist_ok=True)
     (runs / f"{args.task}.json").write_text(json.dumps({"info": info, "rows": rows}, indent=1))
     out = Path(args.out)

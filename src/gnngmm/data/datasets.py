@@ -108,7 +108,12 @@ def ensure_raw_files(spec: DatasetSpec, data_dir: Path, mirror_dir: Path | None)
 
 
 def load_dataset(name: str, data_dir: str | Path, mirror_dir: str | Path | None = None, download: bool = True) -> Data:
-    """Load dataset ``name`` as one PyG ``Data`` (features, edges, and ``y`` when it has labels)."""
+    """Load dataset ``name`` as one PyG ``Data`` (features, edges, and ``y`` when it has labels).
+    ``bank_<name>``: a planted graph of :mod:`gnngmm.data.bank`, generated once into ``data_dir``."""
+    if name.lower().startswith("bank_"):
+        from gnngmm.data.bank import load_bank
+
+        return load_bank(name, data_dir)
     spec = dataset_spec(name)
     data_dir = Path(data_dir).expanduser()
     mirror = Path(mirror_dir).expanduser() if mirror_dir else None
@@ -120,7 +125,9 @@ def load_dataset(name: str, data_dir: str | Path, mirror_dir: str | Path | None 
         raise
     tried = f"{data_dir / spec.raw_relpath}" + (f" and the mirror {mirror / spec.raw_relpath}" if mirror else "")
     if not present and not download:
-        raise InputError(f"dataset {name!r}: raw files {list(spec.raw_files)} not found in {tried}, and download is off")
+        raise InputError(
+            f"dataset {name!r}: raw files {list(spec.raw_files)} not found in {tried}, and download is off"
+        )
     if spec.loader == "ogb":
         _require_ogb(name)
     try:
@@ -163,13 +170,20 @@ def _read_or_rebuild(spec: DatasetSpec, data_dir: Path) -> Data:
         processed = _processed_dir(spec, data_dir)
         if processed is None or not processed.is_dir():
             raise
-        log.warning("%s: could not read %s (%s: %s); rebuilding it from the raw files",
-                    spec.name, processed, type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+        log.warning(
+            "%s: could not read %s (%s: %s); rebuilding it from the raw files",
+            spec.name,
+            processed,
+            type(err).__name__,
+            str(err).splitlines()[0] if str(err) else "",
+        )
         shutil.rmtree(processed)
         try:
             return _read(spec, data_dir)
         except Exception as again:  # noqa: BLE001 - named, with the file, below
-            raise InputError(f"dataset {spec.name!r}: {processed} could not be rebuilt from the raw files: {again}") from again
+            raise InputError(
+                f"dataset {spec.name!r}: {processed} could not be rebuilt from the raw files: {again}"
+            ) from again
 
 
 def _read(spec: DatasetSpec, data_dir: Path) -> Data:
@@ -205,7 +219,9 @@ def _require_ogb(name: str) -> None:
     try:
         import ogb  # noqa: F401
     except ImportError:
-        raise InputError(f"dataset {name!r} is read by the ogb package: pip install ogb (or pip install -e '.[ogb]')") from None
+        raise InputError(
+            f"dataset {name!r} is read by the ogb package: pip install ogb (or pip install -e '.[ogb]')"
+        ) from None
 
 
 def _read_ogb(spec: DatasetSpec, data_dir: Path) -> Data:

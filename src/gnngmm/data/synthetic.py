@@ -26,12 +26,36 @@ from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
 # stores them) and the planted model's knobs for each (chosen on the planted labels so that
 # k-means on the raw features stays at NMI <= 0.3, as on the real features).
 PRESETS: dict[str, dict] = {
-    "reddit": dict(num_nodes=232_965, num_edges=114_615_892, num_features=602, num_blocks=41,
-                   homophily=0.4, feature_signal=0.1, degree_sigma=1.3, block_size_exponent=1.0),
-    "products": dict(num_nodes=2_449_029, num_edges=123_718_280, num_features=100, num_blocks=47,
-                     homophily=0.6, feature_signal=0.22, degree_sigma=1.3, block_size_exponent=1.2),
-    "arxiv": dict(num_nodes=169_343, num_edges=2_332_486, num_features=128, num_blocks=40,
-                  homophily=0.55, feature_signal=0.2, degree_sigma=1.0, block_size_exponent=1.0),
+    "reddit": dict(
+        num_nodes=232_965,
+        num_edges=114_615_892,
+        num_features=602,
+        num_blocks=41,
+        homophily=0.4,
+        feature_signal=0.1,
+        degree_sigma=1.3,
+        block_size_exponent=1.0,
+    ),
+    "products": dict(
+        num_nodes=2_449_029,
+        num_edges=123_718_280,
+        num_features=100,
+        num_blocks=47,
+        homophily=0.6,
+        feature_signal=0.22,
+        degree_sigma=1.3,
+        block_size_exponent=1.2,
+    ),
+    "arxiv": dict(
+        num_nodes=169_343,
+        num_edges=2_332_486,
+        num_features=128,
+        num_blocks=40,
+        homophily=0.55,
+        feature_signal=0.2,
+        degree_sigma=1.0,
+        block_size_exponent=1.0,
+    ),
 }
 
 
@@ -50,8 +74,14 @@ def preset(name: str, scale: float = 1.0) -> dict:
     return p
 
 
-DCSBM_ONLY = ("degree_sigma", "block_size_exponent", "homophily_concentration", "num_groups", "group_affinity",
-              "group_feature_share")
+DCSBM_ONLY = (
+    "degree_sigma",
+    "block_size_exponent",
+    "homophily_concentration",
+    "num_groups",
+    "group_affinity",
+    "group_feature_share",
+)
 
 
 def make_planted(generator: str = "uniform", seed: int = 0, **params) -> Data:
@@ -136,8 +166,15 @@ def block_groups(num_blocks: int, num_groups: int | None = None) -> Tensor:
 
 
 def planted_features(
-    y: Tensor, num_blocks: int, num_features: int, feature_signal: float, seed: int, *,
-    num_groups: int | None = None, group_feature_share: float = 0.5, chunk: int = 1 << 16,
+    y: Tensor,
+    num_blocks: int,
+    num_features: int,
+    feature_signal: float,
+    seed: int,
+    *,
+    num_groups: int | None = None,
+    group_feature_share: float = 0.5,
+    chunk: int = 1 << 16,
 ) -> Tensor:
     """``feature_signal * center[block] + N(0, I)``, float32, written chunk by chunk (no
     temporary of the full size). A block's centre is ``sqrt(s) * g[group] + sqrt(1 - s) * u[block]``
@@ -276,6 +313,25 @@ def planted_graph(
     sampler = _Sampler(y, block_groups(num_blocks, num_groups), theta, h, group_affinity, g)
     del theta
 
+    edge_index = draw_edges(sampler, pairs, n, g, chunk)
+    x = planted_features(
+        y,
+        num_blocks,
+        num_features,
+        feature_signal,
+        seed,
+        num_groups=num_groups,
+        group_feature_share=group_feature_share,
+    )
+    return Data(x=x, edge_index=edge_index, y=y, num_nodes=n)
+
+
+def draw_edges(sampler: _Sampler, pairs: int, n: int, g: torch.Generator, chunk: int = 1 << 23) -> Tensor:
+    """Exactly ``pairs`` distinct undirected pairs from ``sampler`` as a symmetric ``edge_index``
+    sorted by (row, col): duplicates drawn are merged and the shortfall drawn again, then a random
+    surplus is dropped (``g`` draws it)."""
+    from gnngmm.errors import InputError
+
     keys = torch.empty(0, dtype=torch.long)
     for _ in range(50):
         missing = pairs - keys.numel()
@@ -297,11 +353,7 @@ def planted_graph(
         keep[drop] = False
         keys = keys[keep]
         del drop, keep
-    edge_index = _symmetric_from_keys(keys, n)
-    del keys
-    x = planted_features(y, num_blocks, num_features, feature_signal, seed, num_groups=num_groups,
-                         group_feature_share=group_feature_share)
-    return Data(x=x, edge_index=edge_index, y=y, num_nodes=n)
+    return _symmetric_from_keys(keys, n)
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -329,19 +381,3 @@ def _symmetric_from_keys(keys: Tensor, n: int, chunk: int = 1 << 24) -> Tensor:
         torch.div(part, n, rounding_mode="floor", out=edge_index[0, start : start + chunk])
         torch.remainder(part, n, out=edge_index[1, start : start + chunk])
     return edge_index
-
-
-def homophily_stats(edge_index: Tensor, y: Tensor, chunk: int = 1 << 24) -> dict:
-    """Edge homophily (share of edges inside a block) and degree quantiles, for reports."""
-    same = 0
-    for start in range(0, edge_index.shape[1], chunk):
-        same += int((y[edge_index[0, start : start + chunk]] == y[edge_index[1, start : start + chunk]]).sum())
-    deg = torch.bincount(edge_index[0], minlength=y.shape[0]).double()
-    q = torch.quantile(deg[torch.randperm(deg.numel())[:1_000_000]], torch.tensor([0.1, 0.5, 0.9, 0.99], dtype=torch.float64))
-    return {
-        "edge_homophily": round(same / max(1, edge_index.shape[1]), 4),
-        "degree_mean": round(float(deg.mean()), 1),
-        "degree_p10_p50_p90_p99": [round(float(v), 1) for v in q],
-        "degree_max": int(deg.max()),
-        "block_sizes_min_max": [int(c) for c in torch.bincount(y).aminmax()],
-    }
