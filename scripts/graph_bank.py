@@ -33,7 +33,7 @@ def write_configs(names: list[str]) -> list[Path]:
         path.write_text(
             f"# Planted bank graph (gnngmm.data.bank, scripts/graph_bank.py): {spec.description}\n"
             f"# Generated from its own seed on first use, cached in paths.data_dir/bank; labels for reporting only.\n"
-            f"name: bank_{name}\nnum_classes: {spec.num_classes}\n"
+            f"defaults:\n  - default\n\nname: bank_{name}\nnum_classes: {spec.num_classes}\n"
         )
         paths.append(path)
     return paths

@@ -50,8 +50,8 @@ def run(cfg: DictConfig) -> dict:
     from gnngmm.baselines.ms2cag import ms2cag_labels
     from gnngmm.loggers import resolved_config
     from gnngmm.metrics import evaluate
+    from gnngmm.pipeline import instantiate_component
     from gnngmm.quality import modularity
-    from gnngmm.train import build_datamodule
 
     start = time.perf_counter()
     if cfg.get("num_threads"):
@@ -59,7 +59,7 @@ def run(cfg: DictConfig) -> dict:
     config = resolved_config(cfg)
     options = dict(config.get("ms2cag") or {})
     chosen = settings(cfg.data.name, options)
-    datamodule = build_datamodule(config["data"])
+    datamodule = instantiate_component(config["data"])
     datamodule.setup("fit")
     graph, labels = datamodule.data, datamodule.labels
     k = int(cfg.gmm.k)

@@ -90,7 +90,11 @@ def test_load_bank_caches_and_regenerates_when_the_spec_changes(tmp_path, monkey
 def test_every_bank_graph_has_its_data_config(make_cfg):
     for name, spec in BANK.items():
         path = ROOT / "conf" / "data" / f"bank_{name}.yaml"
-        assert yaml.safe_load(path.read_text()) == {"name": f"bank_{name}", "num_classes": spec.num_classes}
+        assert yaml.safe_load(path.read_text()) == {
+            "defaults": ["default"],
+            "name": f"bank_{name}",
+            "num_classes": spec.num_classes,
+        }
         assert 3000 <= spec.num_nodes <= 50_000 and 3 <= spec.num_classes <= 40
         assert spec.seed not in {s.seed for n, s in BANK.items() if n != name}
     cfg = make_cfg("data=bank_fields")
@@ -104,7 +108,7 @@ def test_graph_bank_script_writes_the_configs(tmp_path, monkeypatch):
     monkeypatch.setattr(script, "ROOT", tmp_path)
     (tmp_path / "conf" / "data").mkdir(parents=True)
     paths = script.write_configs(["fields"])
-    assert yaml.safe_load(paths[0].read_text()) == {"name": "bank_fields", "num_classes": 5}
+    assert yaml.safe_load(paths[0].read_text()) == {"defaults": ["default"], "name": "bank_fields", "num_classes": 5}
 
 
 @pytest.mark.slow
@@ -115,8 +119,8 @@ def test_refit_dump_records_every_refit_and_changes_nothing(tmp_path, make_cfg):
         "data=planted",
         "data.planted.num_nodes=300",
         "trainer.max_epochs=4",
-        "gmm.finetune_epochs=2",
-        "gmm.refit_every_n_epochs=1",
+        "loss.finetune_epochs=2",
+        "head.refit_every_n_epochs=1",
     ]
     plain = train(make_cfg(*base, f"paths.output_dir={tmp_path / 'a'}"))
     dumped = train(

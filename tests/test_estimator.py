@@ -51,7 +51,9 @@ def test_fit_gives_every_result_with_the_documented_shapes(cora, fitted):
     assert fitted.predict_proba().shape == (n, 7) and fitted.transform().shape == (n, 8)
     assert fitted.score_samples().shape == fitted.decision_function().shape == fitted.decision_scores_.shape == (n,)
     torch.testing.assert_close(fitted.predict_proba().sum(1), torch.ones(n, dtype=torch.float64))
-    assert torch.equal(fitted.predict(cora), fitted.labels_), "predicting the training graph again"
+    # two epochs leave the encoder below MS2CAG: the run adopted the reference's partition
+    assert fitted.reference_["decision"] == "reference" and torch.equal(fitted.predict(), fitted.labels_)
+    assert torch.equal(fitted.predict(cora), fitted.predict_proba().argmax(1)), "predicting the training graph again"
     torch.testing.assert_close(fitted.decision_function(cora), fitted.decision_scores_)
     # contamination 0.1: the share of flagged nodes, threshold_ from the training scores
     assert int(fitted.predict_outliers().sum()) == int((fitted.decision_scores_ > fitted.threshold_).sum()) == n // 10
@@ -60,6 +62,12 @@ def test_fit_gives_every_result_with_the_documented_shapes(cora, fitted):
     assert fitted.aic() < fitted.bic()  # 2p < p log n
     assert clustering_metrics(cora.y, fitted.labels_)["nmi"] > 0.5
     assert len(fitted.history_) == 2 and fitted.n_clusters_ == 7 and fitted.n_features_in_ == 48
+
+
+def test_without_a_reference_the_labels_are_the_mixtures(cora):
+    model = GNNGMM(7, **SMALL, reference="none").fit(cora)
+    assert model.reference_ is None
+    assert torch.equal(model.predict(cora), model.labels_), "predicting the training graph again"
 
 
 def test_same_clusters_as_the_command_line(cora, fitted, make_cfg, tmp_path):
@@ -202,7 +210,7 @@ def test_save_load_round_trip(cora, fitted, tmp_path):
     path = fitted.save(tmp_path / "m.ckpt")
     loaded = GNNGMM.load(path)
     assert loaded.get_params() == fitted.get_params()
-    assert torch.equal(loaded.predict(cora), fitted.labels_) and torch.equal(loaded.labels_, fitted.labels_)
+    assert torch.equal(loaded.predict(cora), fitted.predict(cora)) and torch.equal(loaded.labels_, fitted.labels_)
     torch.testing.assert_close(loaded.decision_function(cora), fitted.decision_scores_)
     torch.testing.assert_close(loaded.score_samples(cora), fitted.score_samples())
     assert torch.equal(loaded.predict_outliers(cora), fitted.predict_outliers())
@@ -214,7 +222,8 @@ def test_a_training_checkpoint_loads_the_same_way(cora, make_cfg, tmp_path):
     metrics = train(make_cfg())
     final = GNNGMM.load(tmp_path / "out" / "model.ckpt")
     rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
-    assert final.predict(cora).tolist() == [int(r["cluster"]) for r in rows]
+    assert final.predict().tolist() == [int(r["cluster"]) for r in rows]  # the run's partition, saved
+    assert final.reference_ == metrics["reference"]
     last = GNNGMM.load(tmp_path / "out" / "checkpoints" / "last.ckpt")  # the last epoch's mixture
     assert (
         last.n_clusters_ == metrics["k"] and last.trainer["max_epochs"] == 2 and last.encoder["hidden_channels"] == 32
@@ -237,7 +246,7 @@ def test_custom_modules_are_accepted_and_saved(cora, tmp_path):
     path = model.save(tmp_path / "custom.ckpt")
     with pytest.raises(InputError, match="weights_only=False"):
         GNNGMM.load(path)
-    assert torch.equal(GNNGMM.load(path, weights_only=False).predict(cora), model.labels_)
+    assert torch.equal(GNNGMM.load(path, weights_only=False).predict(cora), model.predict(cora))
 
 
 @pytest.mark.slow  # a subprocess / several processes

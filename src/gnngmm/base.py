@@ -83,7 +83,11 @@ class GraphClusterer(BaseEstimator):
         return self.fit(data).labels_
 
     def predict(self, data=None) -> torch.Tensor:
-        """``(N,)`` the cluster of every node (the mixture's most responsible component)."""
+        """``(N,)`` the cluster of every node: ``labels_`` for the training graph (``data=None``),
+        else the mixture's most responsible component. The two agree unless the run adopted its
+        training-free reference (``reference_["decision"] == "reference"``): then ``labels_`` is the
+        reference's partition and the mixture is the one refit to it (one M-step), whose own
+        assignments are a coarser reading of it."""
         self._check_fitted()
         if data is None and getattr(self, "labels_", None) is not None:
             return self.labels_
@@ -136,6 +140,7 @@ class GraphClusterer(BaseEstimator):
         cluster, max_resp, entropy, log_norm = row_summaries(log_prob)
         if data is None:
             score, channels, node_ids = self.decision_scores_, self.channels_, self.node_ids_
+            cluster = torch.as_tensor(self.labels_)  # the run's partition (its reference's, when adopted)
         else:
             score, channels = anomaly_scores(self.anomaly_score, -log_norm, graph, z)
             node_ids = getattr(data, "node_ids", None)

@@ -31,7 +31,15 @@ from gnngmm.base import GNNGMMWarning, GraphClusterer, library_call
 from gnngmm.data.datamodule import GraphDataModule
 from gnngmm.errors import InputError
 from gnngmm.options import default_choice, root_config
-from gnngmm.pipeline import build_module, build_refits, build_trainer, resolve_settings, warn_large_k
+from gnngmm.pipeline import (
+    build_module,
+    build_reference,
+    build_refits,
+    build_trainer,
+    resolve_settings,
+    warn_large_k,
+)
+from gnngmm.reference import log_check
 from gnngmm.validation import check_n_clusters, check_params
 
 log = logging.getLogger("gnngmm")
@@ -62,6 +70,10 @@ class GNNGMM(GraphClusterer):
         steer (str, dict or Steering): ``conf/steer`` option or strategy. (default: ``"none"``)
         safeguard (str, dict or list): ``conf/safeguard`` option, a dict name -> spec, or a list of
             :class:`~gnngmm.safeguards.Safeguard`. (default: ``"default"``)
+        reference (str, dict, TrainingFreeReference or None): ``conf/reference`` option (``ms2cag``,
+            ``none``), spec (e.g. ``{"adopt": False}`` overrides the default's), object, or None:
+            the training-free partition the trained one is judged against after the final refit,
+            adopted when the trained one loses (:mod:`gnngmm.reference`). (default: ``"ms2cag"``)
         data (dict, optional): ``conf/data`` preparation and batching settings (``normalize_features``,
             ``clean``, ``loader``, ``batch_size``, ``precompute``, ...) for a graph given as ``Data``.
         trainer (dict, optional): ``lightning.Trainer`` arguments (``max_epochs``, ``accelerator``, ...).
@@ -75,8 +87,9 @@ class GNNGMM(GraphClusterer):
 
     Fitted attributes: ``labels_``, ``decision_scores_``, ``threshold_``, ``channels_`` (each
     anomaly channel), ``n_clusters_``, ``gmm_``, ``history_`` (one row per refit), ``bic_table_``,
-    ``restored_epoch_``, ``epochs_``, ``module_``, ``result_``, ``n_features_in_``, ``node_ids_``,
-    ``feature_names_in_`` (the input columns' names, where the graph has them).
+    ``restored_epoch_``, ``reference_`` (the reference check's record, or None), ``epochs_``,
+    ``module_``, ``result_``, ``n_features_in_``, ``node_ids_``, ``feature_names_in_`` (the input
+    columns' names, where the graph has them).
     """
 
     def __init__(
@@ -91,6 +104,7 @@ class GNNGMM(GraphClusterer):
         loss=None,
         steer=default_choice("steer"),
         safeguard=default_choice("safeguard"),
+        reference=default_choice("reference"),
         data=None,
         trainer=None,
         anomaly_score=_RUN["anomaly_score"],
@@ -107,6 +121,7 @@ class GNNGMM(GraphClusterer):
         self.loss = loss
         self.steer = steer
         self.safeguard = safeguard
+        self.reference = reference
         self.data = data
         self.trainer = trainer
         self.anomaly_score = anomaly_score
@@ -182,7 +197,9 @@ class GNNGMM(GraphClusterer):
                     getattr(module.encoder, "arch", type(module.encoder).__name__),
                 )
             module.to(trainer.strategy.root_device)  # Lightning's teardown left it on the CPU
-            final = module.head.final_refit(module.embed(graph))
+            h = module.embed(graph)
+            final = module.head.final_refit(h)
+            final, self.reference_ = _judge(build_reference(settings), module, graph, h, final, seed)
             self._set_fitted(module, graph, final, datamodule, epochs)
             self.world_size_ = int(trainer.world_size)
             self.is_global_zero_ = bool(trainer.is_global_zero)
@@ -281,6 +298,7 @@ class GNNGMM(GraphClusterer):
                 "epochs_": self.epochs_,
                 "node_ids_": None if self.node_ids_ is None else [str(i) for i in self.node_ids_],
                 "feature_names_in_": self.feature_names_in_,
+                "reference_": self.reference_,
             },
         }
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -319,9 +337,29 @@ class GNNGMM(GraphClusterer):
         model.data_source_ = origin.get("data")
         model.result_, model._graph = None, None
         model.node_ids_ = fitted.get("node_ids_")
-        for name in ("labels_", "decision_scores_", "threshold_", "channels_", "epochs_", "feature_names_in_"):
+        for name in (
+            "labels_",
+            "decision_scores_",
+            "threshold_",
+            "channels_",
+            "epochs_",
+            "feature_names_in_",
+            "reference_",
+        ):
             setattr(model, name, fitted.get(name))
         return model
+
+
+def _judge(reference, module, graph, h, final, seed):
+    """``(result, record)``: the final refit, or the mixture refit to the training-free reference's
+    partition when that wins (:mod:`gnngmm.reference`); the check's record (None without one)."""
+    if reference is None:
+        return final, None
+    check = reference.check(graph.x, graph.edge_index, final.pred, seed=seed or 0)
+    log_check(check)
+    if check.decision == "reference":
+        final = module.head.adopt_partition(h, check.labels)
+    return final, check.summary()
 
 
 def _read_checkpoint(path: Path, weights_only: bool) -> dict:

@@ -178,6 +178,21 @@ class GMMHead:
         return z, shard(z, comm)
 
     @torch.no_grad()
+    def adopt_partition(self, h: Tensor, labels: Tensor) -> HeadResult:
+        """Refit the mixture to a given partition of the nodes (one M-step from its one-hot
+        responsibilities, no EM) on the encoder's output ``h`` ``(N, D)``: component ``j`` is the
+        Gaussian of the nodes labelled ``j``. The result's ``pred`` is ``labels`` ``(N,)``, whatever
+        the mixture's own argmax (its densities and responsibilities stay the mixture's)."""
+        z = self.transform.transform_rows(h)
+        labels = torch.as_tensor(labels).long().cpu()
+        one_hot = torch.nn.functional.one_hot(labels, self.mixture.n_components).to(z.dtype)
+        self.mixture.initialize_from_responsibilities(z, one_hot.to(z.device))
+        self.mixture.to(z.device)
+        result, self.resp = summarise(self.mixture, z, self._communicator())
+        result.pred = labels
+        result.cluster_sizes = cluster_sizes(labels, self.mixture.n_components)
+        return result
+
     def recompute_responsibilities(self, h: Tensor) -> None:
         """The warm start recomputed from the current transform and mixture on the encoder's
         output ``h``: what the refit that made this state left behind."""

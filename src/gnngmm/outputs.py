@@ -77,6 +77,7 @@ def run_metrics(model, datamodule, seconds: float, run: dict) -> dict:
         "modularity": modularity(graph.edge_index, model.labels_, graph.num_nodes),
         "epochs": model.epochs_,
         "restored_epoch": model.restored_epoch_,  # a safeguard's choice, else null
+        "reference": model.reference_,  # the training-free reference check (gnngmm.reference), else null
         "train_seconds": round(seconds, 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "num_nodes": int(graph.num_nodes),

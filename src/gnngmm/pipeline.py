@@ -24,6 +24,7 @@ from gnngmm.head import GMMHead
 from gnngmm.loss import GMMTerm
 from gnngmm.mixture import GaussianMixture
 from gnngmm.options import default_choice, option, resolve_spec, settings
+from gnngmm.reference import TrainingFreeReference
 from gnngmm.safeguards import Safeguard
 from gnngmm.steering import Steering
 
@@ -52,13 +53,14 @@ def mixture_arguments() -> set[str]:
 def resolve_settings(params: dict) -> dict:
     """Complete settings from the estimator's parameters (``GNNGMM.get_params()``): component
     specs (or the given modules) for ``encoder``, ``objective``, ``optimizer``, ``steer`` and
-    ``safeguard``, and the ``gmm``, ``head``, ``loss``, ``data`` and ``trainer`` settings."""
+    ``safeguard`` (and ``reference``), and the ``gmm``, ``head``, ``loss``, ``data`` and ``trainer`` settings."""
     return {
         "encoder": _component(params["encoder"], "encoder"),
         "objective": None if params["objective"] is None else _component(params["objective"], "objective"),
         "optimizer": _component(params["optimizer"], "optimizer"),
         "steer": _steer(params["steer"]),
         "safeguard": _safeguards(params["safeguard"]),
+        "reference": _reference(params["reference"]),
         "gmm": settings("gmm", params["gmm"], ignore=("k",), allowed=mixture_arguments()),
         "head": settings("head", params["head"]),
         "loss": settings("loss", params["loss"]),
@@ -94,6 +96,22 @@ def _safeguards(value) -> dict:
     if isinstance(value, dict):
         return {name: spec for name, spec in value.items() if spec is not None}
     raise InputError(f"safeguard must be an option name, a dict of specs or a list of Safeguards, got {value!r}")
+
+
+def _reference(value):
+    """A spec dict, a :class:`TrainingFreeReference`, or None (an option name, ``"none"`` or None)."""
+    if value is None or isinstance(value, TrainingFreeReference):
+        return value
+    spec = option("reference", value) if isinstance(value, str) else dict(value)
+    if spec and "_target_" not in spec:
+        spec = option("reference", default_choice("reference"), **spec)
+    return spec or None
+
+
+def build_reference(settings_: dict) -> TrainingFreeReference | None:
+    """The run's training-free reference, or None."""
+    spec = settings_["reference"]
+    return spec if spec is None or isinstance(spec, TrainingFreeReference) else instantiate_component(spec)
 
 
 def instantiate_component(spec: dict, **kwargs):

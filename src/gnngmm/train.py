@@ -44,7 +44,18 @@ log = logging.getLogger("gnngmm")
 # whatever they change; bic / gmm_log_likelihood only trials with the same embedding and loss weight
 UNSUPERVISED_METRICS = ("modularity", "bic", "gmm_log_likelihood")
 # the config groups that are estimator parameters of the same name
-ESTIMATOR_GROUPS = ("encoder", "objective", "optimizer", "gmm", "head", "loss", "steer", "safeguard", "trainer")
+ESTIMATOR_GROUPS = (
+    "encoder",
+    "objective",
+    "optimizer",
+    "gmm",
+    "head",
+    "loss",
+    "steer",
+    "safeguard",
+    "reference",
+    "trainer",
+)
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -66,6 +77,7 @@ def estimator_arguments(cfg: DictConfig) -> dict:
     arguments["gmm"] = {k: v for k, v in (arguments["gmm"] or {}).items() if k != "k"}
     arguments["steer"] = arguments["steer"] or "none"
     arguments["safeguard"] = arguments["safeguard"] or {}
+    arguments["reference"] = arguments["reference"] or None
     return {
         **arguments,
         "n_clusters": config["gmm"].get("k"),
@@ -168,6 +180,7 @@ CONFIG_GROUPS = (
     "loss",
     "steer",
     "safeguard",
+    "reference",
     "trainer",
     "logger",
     "callbacks",

@@ -178,6 +178,26 @@ class SmoothedGram:
         v = self.x_t @ u  # (F, r)
         return self.inv_norm[:, None] * self.smooth(self.x @ v)
 
+    def degrees(self) -> Tensor:
+        """``(N,)`` float64 ``w = Z^ Z^T 1``, the affinity's degrees (computed once)."""
+        if getattr(self, "_degrees", None) is None:
+            self._degrees = self(torch.ones(self.x.shape[0], 1)).double().flatten()
+        return self._degrees
+
+    def modularity(self, labels: Tensor, gamma: float = DEFAULT_GAMMA) -> float:
+        """MS2CAG's objective for a partition ``labels`` (N,): the modularity of the cosine
+        affinity ``Z^ Z^T`` at resolution ``gamma``,
+        ``sum_c [ ||Z^_c^T 1||^2 - gamma (w^T 1_c)^2 / 1^T w ] / 1^T w``, without forming ``Z``."""
+        h = torch.nn.functional.one_hot(torch.as_tensor(labels).long().cpu()).float()  # (N, K)
+        zt_h = self.x_t @ self.smooth_t(self.inv_norm[:, None] * h)  # Z^^T H: (F, K)
+        omega = self.degrees()
+        total = float(omega.sum())
+        if total <= 0:
+            return 0.0
+        inside = zt_h.double().square().sum(0) / total
+        degree = (omega @ h.double()) / total
+        return float((inside - gamma * degree.square()).sum())
+
 
 @torch.no_grad()
 def ms2cag_embedding(
@@ -192,6 +212,7 @@ def ms2cag_embedding(
     oversample: int | None = None,
     seed: int = 0,
     chunk: int = 1 << 24,
+    gram: SmoothedGram | None = None,
 ) -> Tensor:
     """The top-``k`` eigenvectors of the modularity matrix of ``Z^ Z^T`` (see the module's text).
 
@@ -209,6 +230,7 @@ def ms2cag_embedding(
             Rayleigh-Ritz step.
         seed: seeds the random starting block.
         chunk: elements of one dense ``(N, c)`` feature-column block.
+        gram: the :class:`SmoothedGram` of ``(x, edge_index, hops, alpha)`` when already built.
 
     Returns:
         ``(N, k)`` float64 tensor on the CPU, orthonormal columns, largest eigenvalue first.
@@ -218,8 +240,8 @@ def ms2cag_embedding(
         raise InputError(f"ms2cag: k must be in [1, {n - 1}] for {n} nodes, got {k}")
     if not 0.0 <= gamma <= 1.0:
         raise InputError(f"ms2cag: gamma must be in [0, 1], got {gamma}")
-    gram = SmoothedGram(x, edge_index, hops, alpha, chunk=chunk)
-    omega = gram(torch.ones(n, 1)).double()  # (N, 1): the affinity's degrees
+    gram = gram if gram is not None else SmoothedGram(x, edge_index, hops, alpha, chunk=chunk)
+    omega = gram.degrees()[:, None]  # (N, 1): the affinity's degrees
     total = float(omega.sum())
     scale = gamma / total if total > 0 else 0.0
 
@@ -319,6 +341,7 @@ def ms2cag_labels(
     max_iter: int = 300,
     kmeans: str = "distance",
     return_embedding: bool = False,
+    gram: SmoothedGram | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """MS2CAG's partition of the nodes into ``k`` clusters.
 
@@ -331,12 +354,15 @@ def ms2cag_labels(
             by the sum of squared distances: :func:`gnngmm.baselines.kmeans.kmeans_labels`).
         return_embedding: also return the ``(N, k)`` row-normalised embedding that k-means
             clustered.
+        gram: the :class:`SmoothedGram` of ``(x, edge_index, hops, alpha)`` when already built.
 
     Returns:
         ``(N,)`` int64 labels in ``[0, k)`` on the CPU; with ``return_embedding``, ``(labels,
         embedding)``.
     """
-    vectors = ms2cag_embedding(x, edge_index, k, hops=hops, alpha=alpha, gamma=gamma, n_iter=n_iter, seed=seed)
+    vectors = ms2cag_embedding(
+        x, edge_index, k, hops=hops, alpha=alpha, gamma=gamma, n_iter=n_iter, seed=seed, gram=gram
+    )
     norm = vectors.norm(dim=1, keepdim=True)
     embedding = (vectors / torch.where(norm > 0, norm, torch.ones_like(norm))).float()
     if kmeans == "distance":
