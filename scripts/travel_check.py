@@ -6,7 +6,8 @@
 For every graph (the bank of ``gnngmm.data.bank`` and the development graphs) and seed, three
 runs, each in its own process, one thread:
 
-* ``defaults``: ``python train.py data=<graph> seed=S`` (what a new graph gets), with
+* ``defaults``: ``python train.py data=<graph> seed=S reference=none`` (what training gives a new
+  graph before the training-free reference judges it), with
   :class:`gnngmm.callbacks.refit_dump.RefitDump` saving every refit's partition and scores;
 * ``ms2cag``: ``python scripts/ms2cag.py data=<graph> seed=S``, the training-free reference;
 * ``ssgc-gmm``: ``scripts/benchmark.py``'s training-free SSGC baseline.
@@ -40,7 +41,8 @@ DUMP = [
     "+callbacks.dump.path=${paths.output_dir}/refits.pt",
 ]
 METHODS = {
-    "defaults": lambda g: [f"data={g}", *DUMP],
+    # the defaults before the end check (reference=none): what training alone ends with
+    "defaults": lambda g: [f"data={g}", "reference=none", *DUMP],
     "ms2cag": lambda g: ["scripts/ms2cag.py", f"data={g}"],
     "ssgc-gmm": BENCHMARK_METHODS["ssgc-gmm"],
 }

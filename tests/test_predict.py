@@ -15,10 +15,9 @@ from gnngmm.train import train
 
 def test_predict_export_round_trip(make_cfg, tmp_path):
     """predict.py on a run's model.ckpt rewrites the run's own predictions.csv exactly; on
-    last.ckpt (the last epoch's state) the same clusters. (A run that adopted its training-free
-    reference has the reference's partition in predictions.csv and the mixture refit to it in
-    model.ckpt, whose own assignments differ: reference=none here.)"""
-    metrics = train(make_cfg("reference=none"))
+    last.ckpt (the last epoch's state) the same clusters when the run kept its trained partition."""
+    metrics = train(make_cfg())
+    assert metrics["reference"]["decision"] == "reference"  # two epochs: the run adopted MS2CAG's
     out = predict(
         make_cfg(
             f"+ckpt_path={tmp_path / 'out' / 'model.ckpt'}",
@@ -45,6 +44,8 @@ def test_predict_export_round_trip(make_cfg, tmp_path):
     assert sizes == metrics["cluster_sizes"]
     assert all(0.0 < float(r["max_responsibility"]) <= 1.0 and float(r["entropy"]) >= -1e-9 for r in rows)
     assert sum(int(r["is_outlier"]) for r in rows) == metrics["outliers_flagged"] == 56  # contamination 0.1
+    train(make_cfg("reference=none", "overwrite=true"))  # the partition the last epoch's mixture gives
+    rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
     last = predict(
         make_cfg(
             f"+ckpt_path={tmp_path / 'out' / 'checkpoints' / 'last.ckpt'}",

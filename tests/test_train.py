@@ -113,7 +113,7 @@ def test_cli_bad_inputs_exit_with_one_clear_line(tmp_path, mirror):
     assert too_many.returncode == 2
     assert "gnngmm: error: gmm.k=561 exceeds the number of nodes (560)" in too_many.stderr
     for arg, line in (
-        ("data=nope", "data='nope' is not one of bond_reddit, citeseer, computers, cora"),
+        ("data=nope", "data='nope' is not one of bank_fields, bank_fields_small"),
         ("encoder=nope", "encoder='nope' is not one of gat, gcn, mlp, sage, sgc"),
         ("objective=ns4gc,nope", "objective='nope' is not one of cca_ssg, dgi, gae, grace, ns4gc"),
         ("gmm.covariance_type=bogus", "gmm.covariance_type='bogus' is not one of"),

@@ -63,6 +63,25 @@ def library_call(verbose: bool):
                 os.environ[key] = value
 
 
+def graph_fingerprint(graph) -> str:
+    """A SHA-1 of a prepared graph's node count, features and edges: equal for the training graph
+    prepared again (preparation is deterministic), different for any other graph."""
+    import hashlib
+
+    digest = hashlib.sha1(str(int(graph.num_nodes)).encode())
+    parts = [graph.edge_index]
+    x = graph.x.detach().cpu()
+    if x.layout != torch.strided:  # sparse features: their indices and values
+        x = x.to_sparse_coo().coalesce()
+        parts += [x.indices(), x.values()]
+    else:
+        parts.append(x)
+    for tensor in parts:
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 class GraphClusterer(BaseEstimator):
     """Results of a fitted graph clusterer. With ``data=None`` a method describes the training
     graph; given another graph (same feature width) it prepares and scores that one.
@@ -83,15 +102,27 @@ class GraphClusterer(BaseEstimator):
         return self.fit(data).labels_
 
     def predict(self, data=None) -> torch.Tensor:
-        """``(N,)`` the cluster of every node: ``labels_`` for the training graph (``data=None``),
-        else the mixture's most responsible component. The two agree unless the run adopted its
-        training-free reference (``reference_["decision"] == "reference"``): then ``labels_`` is the
-        reference's partition and the mixture is the one refit to it (one M-step), whose own
-        assignments are a coarser reading of it."""
+        """``(N,)`` the cluster of every node: ``labels_`` for the training graph (``data=None``, or
+        the same graph passed again), else the mixture's most responsible component. The two agree
+        unless the run adopted its training-free reference (``reference_["decision"] ==
+        "reference"``): ``labels_`` is then the reference's partition, and the mixture (refit to it
+        by one M-step) reads another graph through it."""
         self._check_fitted()
         if data is None and getattr(self, "labels_", None) is not None:
             return self.labels_
-        return self._scored(data)[2].argmax(1).cpu()
+        graph, _, log_prob = self._scored(data)
+        own = self._own_partition(graph)
+        return own if own is not None else log_prob.argmax(1).cpu()
+
+    def _own_partition(self, graph):
+        """``labels_`` when the run adopted a partition the mixture does not give and ``graph`` is
+        the training graph prepared again; else None."""
+        record = getattr(self, "reference_", None)
+        if not record or record.get("decision") != "reference" or getattr(self, "labels_", None) is None:
+            return None
+        if graph_fingerprint(graph) != getattr(self, "graph_fingerprint_", None):
+            return None
+        return torch.as_tensor(self.labels_)
 
     def predict_proba(self, data=None) -> torch.Tensor:
         """``(N, K)`` responsibilities."""
@@ -144,6 +175,8 @@ class GraphClusterer(BaseEstimator):
         else:
             score, channels = anomaly_scores(self.anomaly_score, -log_norm, graph, z)
             node_ids = getattr(data, "node_ids", None)
+            own = self._own_partition(graph)
+            cluster = own if own is not None else cluster
         table = {
             "node": list(node_ids) if node_ids is not None else torch.arange(log_prob.shape[0]),
             "cluster": cluster.cpu(),

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from gnngmm.anomaly import COMBINATION_RULES
-from gnngmm.base import GNNGMMWarning, GraphClusterer, library_call
+from gnngmm.base import GNNGMMWarning, GraphClusterer, graph_fingerprint, library_call
 from gnngmm.data.datamodule import GraphDataModule
 from gnngmm.errors import InputError
 from gnngmm.options import default_choice, root_config
@@ -228,6 +228,7 @@ class GNNGMM(GraphClusterer):
         self.feature_names_in_ = datamodule.feature_names
         self.preparation_ = datamodule.preparation()
         self.result_ = final
+        self.graph_fingerprint_ = graph_fingerprint(graph)
         self._graph = graph
         self._set_scores(graph, final.z, final.score_samples)
 
@@ -299,6 +300,7 @@ class GNNGMM(GraphClusterer):
                 "node_ids_": None if self.node_ids_ is None else [str(i) for i in self.node_ids_],
                 "feature_names_in_": self.feature_names_in_,
                 "reference_": self.reference_,
+                "graph_fingerprint_": self.graph_fingerprint_,
             },
         }
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -345,6 +347,7 @@ class GNNGMM(GraphClusterer):
             "epochs_",
             "feature_names_in_",
             "reference_",
+            "graph_fingerprint_",
         ):
             setattr(model, name, fitted.get(name))
         return model

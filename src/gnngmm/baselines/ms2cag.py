@@ -275,7 +275,8 @@ def kmeans_by_distance(
     cluster keeps its centre) until the labels stop changing or the centres move less than ``tol``
     times the mean feature variance. The labels of the lowest sum of distances seen at any
     iteration of any restart win. This is the criterion PyAGC's MS2CAG numbers were made with;
-    the sum of squared distances picks other basins on some graphs (docs/experiments_travel.md).
+    the sum of squared distances picks other basins on some graphs (docs/experiments.md, "Clusters
+    that travel").
 
     Args:
         x: ``(N, d)`` float rows.

@@ -120,9 +120,9 @@ def _computed_results(model, data) -> dict:
     proba = torch.exp(log_prob - log_density[:, None])
     clusters = log_prob.argmax(1)
     del log_prob
-    record, saved = getattr(model, "reference_", None), getattr(model, "labels_", None)
-    if record and record.get("decision") == "reference" and saved is not None and len(saved) == len(clusters):
-        clusters = as_tensor(saved)  # the run adopted its reference: its partition, not the mixture's reading
+    record = getattr(model, "reference_", None)
+    if record and record.get("decision") == "reference":  # its own partition on its training graph
+        clusters = as_tensor(model.predict(data))
     scores, channels = _computed_anomalies(model, data, clusters)
     return {
         "z": z,
