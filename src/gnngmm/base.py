@@ -125,7 +125,9 @@ class GraphClusterer(BaseEstimator):
         return torch.as_tensor(self.labels_)
 
     def predict_proba(self, data=None) -> torch.Tensor:
-        """``(N, K)`` responsibilities."""
+        """``(N, K)`` responsibilities under the mixture. Their argmax is ``predict``'s answer except
+        on the training graph of a run that adopted its reference, where ``predict`` gives that
+        partition (``labels_``) and these stay the mixture's (refit to it by one M-step)."""
         return torch.softmax(self._scored(data)[2], dim=1).cpu()
 
     def transform(self, data=None) -> torch.Tensor:
